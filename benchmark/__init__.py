@@ -1,0 +1,16 @@
+"""funcbench: where does a model fit its data, and how far does it carry a function beyond it?
+
+The public API a plugin needs::
+
+    from benchmark import Box, Shell, near_and_far, target, target_family
+
+Everything else (planning, training, storing, reporting) is reachable from
+its module and from the ``bench`` command.
+"""
+
+__version__ = "0.1.0"
+
+from .domains import Box, Shell, near_and_far  # noqa: E402
+from .registry import LinearSolution, Target, model_family, preset, target, target_family  # noqa: E402
+
+__all__ = ["Box", "Shell", "near_and_far", "LinearSolution", "Target", "target", "target_family", "model_family", "preset", "__version__"]

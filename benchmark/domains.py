@@ -1,0 +1,136 @@
+"""Where a target is trained and where it is tested: boxes, shells and sampling.
+
+A training domain is an axis-aligned box. An extrapolation region is any
+region whose points all lie outside it; the built-ins use shells, the part of
+a larger box that is not inside a smaller one, so "near" and "far" are rings
+around the training data at a stated multiple of its size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+Anchor = Literal["low", "centre"]
+
+
+class Region(Protocol):
+    dim: int
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def contains(self, x: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Box:
+    """The points with low[i] <= x[i] <= high[i] in every coordinate."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "low", tuple(float(v) for v in self.low))
+        object.__setattr__(self, "high", tuple(float(v) for v in self.high))
+        if len(self.low) != len(self.high) or not self.low:
+            raise ValueError(f"box bounds need the same, non-zero length; got {self.low} and {self.high}")
+        if not all(np.isfinite(self.low + self.high)):
+            raise ValueError(f"box bounds must be finite; got {self.low} to {self.high}")
+        if any(lo >= hi for lo, hi in zip(self.low, self.high)):
+            raise ValueError(f"box is empty or inverted: low {self.low} must be below high {self.high}")
+
+    @classmethod
+    def cube(cls, dim: int, low: float, high: float) -> Box:
+        return cls((low,) * dim, (high,) * dim)
+
+    @property
+    def dim(self) -> int:
+        return len(self.low)
+
+    @property
+    def width(self) -> np.ndarray:
+        return np.subtract(self.high, self.low)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(self.low, self.high, size=(n, self.dim))
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        return np.all((x >= self.low) & (x <= self.high), axis=1)
+
+    def grown(self, factor: float, anchor: Anchor = "centre") -> Box:
+        """This box scaled by `factor`, about its centre or from its low corner.
+
+        Growing from the low corner keeps every coordinate on the same side of
+        `low`, which matters for targets defined only there (sqrt, log).
+        """
+        low, width = np.asarray(self.low), self.width
+        if anchor == "low":
+            return Box(tuple(low), tuple(low + factor * width))
+        centre = low + width / 2
+        return Box(tuple(centre - factor * width / 2), tuple(centre + factor * width / 2))
+
+    def describe(self) -> str:
+        intervals = [f"[{_num(lo)}, {_num(hi)}]" for lo, hi in zip(self.low, self.high)]
+        if self.dim > 1 and len(set(intervals)) == 1:
+            return f"{intervals[0]}^{self.dim}"
+        return " x ".join(intervals)
+
+
+@dataclass(frozen=True)
+class Shell:
+    """The points of `outer` that are not inside `inner`."""
+
+    outer: Box
+    inner: Box
+
+    def __post_init__(self) -> None:
+        if self.outer.dim != self.inner.dim:
+            raise ValueError(f"shell boxes differ in dimension: {self.outer.dim} and {self.inner.dim}")
+
+    @classmethod
+    def around(cls, domain: Box, inner: float, outer: float, anchor: Anchor = "centre") -> Shell:
+        """The ring between `domain` grown by `inner` and grown by `outer`."""
+        if not 1 <= inner < outer:
+            raise ValueError(f"a shell needs 1 <= inner < outer; got inner={inner}, outer={outer}")
+        return cls(outer=domain.grown(outer, anchor), inner=domain.grown(inner, anchor))
+
+    @property
+    def dim(self) -> int:
+        return self.outer.dim
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        # Rejection sampling is exact (uniform on the shell) and cheap: the
+        # shells used in practice keep at least half of the outer box.
+        chunks, have = [], 0
+        for _ in range(1000):
+            x = self.outer.sample(max(n, 64), rng)
+            x = x[~self.inner.contains(x)]
+            chunks.append(x)
+            have += len(x)
+            if have >= n:
+                return np.concatenate(chunks)[:n]
+        raise ValueError(f"shell {self.describe()} is (almost) empty: the inner box covers the outer one")
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        return self.outer.contains(x) & ~self.inner.contains(x)
+
+    def describe(self) -> str:
+        return f"{self.outer.describe()} outside {self.inner.describe()}"
+
+
+def _num(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def near_and_far(domain: Box, anchor: Anchor = "centre") -> dict[str, Shell]:
+    """The built-ins' two extrapolation regions around a training box.
+
+    near: the box grown to twice its size, minus the box itself;
+    far: the box grown to twenty times its size, minus it grown ten times.
+    With anchor="low" the box grows away from its low corner only.
+    """
+    return {"near": Shell.around(domain, 1, 2, anchor), "far": Shell.around(domain, 10, 20, anchor)}

@@ -1,0 +1,87 @@
+"""Scoring a trained cell: error per seed and split, probes, readable parameters.
+
+nmse is the MSE divided by the variance of the target on the same split, so
+that 1.0 means "no better than predicting the split's mean" whatever the
+target's scale; a split on which the target is constant has no nmse (NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .data import Split
+from .train import TrainedCell
+
+OK = "ok"
+DIVERGED = "diverged"
+
+
+@dataclass(frozen=True, eq=False)
+class CellResult:
+    """A cell's tidy tables, one row per measurement (see the README's schema)."""
+
+    results: pd.DataFrame
+    probes: pd.DataFrame
+    params: pd.DataFrame
+    curves: pd.DataFrame
+
+
+def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray]:
+    """MSE, normalised MSE and max absolute error along the last two axes."""
+    error = y_pred - y_true
+    mse = np.mean(error**2, axis=(-2, -1))
+    variance = np.var(y_true, axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nmse = np.where(variance > 0, mse / np.where(variance > 0, variance, 1), np.nan)
+    return {"mse": mse, "nmse": nmse, "max_abs_error": np.max(np.abs(error), axis=(-2, -1))}
+
+
+def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
+    cell, model = trained.cell, trained.model
+    seeds = np.asarray(cell.seeds)
+    ids = {"target": cell.target.label, "model": cell.model.label}
+    status = np.where(trained.diverged, DIVERGED, OK)
+
+    results = []
+    for split in splits:
+        with np.errstate(all="ignore"):  # diverged members predict NaN or inf
+            metrics = error_metrics(split.y, model.predict(split.x))
+        results.append(
+            pd.DataFrame(
+                {**ids, "seed": seeds, "split": split.name, "split_kind": split.kind, **metrics,
+                 "status": status, "train_seconds": trained.seconds, "cell": cell.id}
+            )
+        )
+
+    probes = pd.DataFrame(columns=["target", "model", "seed", "x", "y_true", "y_pred"])
+    if cell.target.probes:
+        points = np.asarray(cell.target.probes, dtype=np.float32)
+        y_true = cell.target.fn(points.astype(np.float64))[:, 0]
+        with np.errstate(all="ignore"):
+            y_pred = model.predict(np.broadcast_to(points, (len(seeds), *points.shape)).copy())[:, :, 0]
+        probes = pd.DataFrame(
+            [
+                {**ids, "seed": seed, "x": points[i].astype(np.float64).tolist(), "y_true": y_true[i], "y_pred": y_pred[s, i]}
+                for s, seed in enumerate(seeds)
+                for i in range(len(points))
+            ]
+        )
+
+    params = pd.DataFrame(
+        [
+            {**ids, "seed": seed, "parameter": name, "value": value}
+            for seed, readable in zip(seeds, model.readable_parameters())
+            for name, value in readable.items()
+        ],
+        columns=["target", "model", "seed", "parameter", "value"],
+    )
+
+    epochs = trained.losses.shape[1]
+    curves = pd.DataFrame(
+        {**ids, "seed": np.repeat(seeds, epochs), "epoch": np.tile(np.arange(1, epochs + 1), len(seeds)),
+         "loss": trained.losses.reshape(-1)}
+    )
+    return CellResult(pd.concat(results, ignore_index=True), probes, params, curves)

@@ -1,0 +1,48 @@
+"""Built-in model families, all behind the `Model` protocol of `.base`.
+
+Default learning rates (Adam): the linear unit uses the article's 0.1; the
+MLPs use 0.01, since 0.1 makes ReLU and tanh networks of width 64 jump
+between plateaus rather than settle within the article's 500 steps.
+`--lr` overrides every family's default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from ..registry import model_family, preset
+from .base import Model, ModelSpec, TrainSettings
+from .torch_ensemble import LinearEnsemble, StackedLinear, StackedMLP, TorchEnsemble, seed_generators
+
+__all__ = ["Model", "ModelSpec", "TrainSettings", "DEFAULT_MODELS"]
+
+#: What `bench run` trains when no --models is given.
+DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
+
+
+@model_family(description="the article's single linear unit: y = w . x + b, PyTorch's default init")
+def linear() -> ModelSpec:
+    def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str) -> Model:
+        return LinearEnsemble(StackedLinear(len(inputs), 1, seed_generators(seeds)), inputs, seeds, device)
+
+    return ModelSpec(build, "single linear unit", learning_rate=0.1)
+
+
+@model_family(description="multilayer perceptron; depth = hidden layers (default: 2 x 64, ReLU)")
+def mlp(width: int = 64, depth: int = 2, act: Literal["relu", "tanh", "gelu", "silu", "sigmoid"] = "relu") -> ModelSpec:
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+
+    def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str) -> Model:
+        widths = [len(inputs), *([width] * depth), 1]
+        return TorchEnsemble(StackedMLP(widths, act, seed_generators(seeds)), inputs, seeds, device)
+
+    return ModelSpec(build, f"MLP {depth} x {width}, {act}", learning_rate=0.01)
+
+
+mlp_tanh = preset(mlp, "mlp_tanh", "smooth MLP: 2 hidden layers of 64, tanh", act="tanh")
+mlp_small = preset(mlp, "mlp_small", "small MLP: 1 hidden layer of 8, tanh", width=8, depth=1, act="tanh")
+mlp_wide = preset(mlp, "mlp_wide", "wide ReLU MLP: 1 hidden layer of 512", width=512, depth=1)

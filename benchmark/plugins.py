@@ -1,0 +1,117 @@
+"""Finding targets and model families: entry points, plugin files, modules.
+
+Load order, which decides who keeps a name both define:
+1. the built-in model families of `benchmark.models`;
+2. installed packages' entry points in the group ``funcbench.targets``,
+   sorted by entry-point name (funcbench's own targets are the one named
+   ``builtin``);
+3. each ``--plugin`` in the order given: a path to a ``.py`` file, or an
+   importable module name.
+
+A plugin's module is imported and every `Entry` it defines at top level is
+registered. A plugin that cannot be imported becomes one line in
+`Registry.problems`; the others still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import replace
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+from .errors import FuncbenchError
+from .registry import Entry, Registry
+
+ENTRY_POINT_GROUP = "funcbench.targets"
+
+
+def load_registry(plugins: Iterable[str] = ()) -> Registry:
+    """Build the registry of every target and model this run can select."""
+    from . import models
+
+    registry = Registry()
+    _collect(registry, models, "funcbench")
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        origin = f"entry point '{ep.name}' ({ep.value})"
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's, not ours
+            registry.problems.append(f"{origin}: failed to import: {_one_line(exc)}")
+            continue
+        _collect(registry, loaded, origin)
+    for spec in plugins:
+        origin = f"plugin {spec}"
+        try:
+            module = import_plugin(spec)
+        except FuncbenchError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            registry.problems.append(f"{origin}: failed to import: {_one_line(exc)}")
+            continue
+        _collect(registry, module, origin)
+    return registry
+
+
+def import_plugin(spec: str) -> ModuleType:
+    """Import a plugin given as a file path or a module name."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise FuncbenchError(f"plugin file '{spec}' does not exist; give a path to a .py file or a module name")
+        # A name derived from the absolute path keeps two plugin files that
+        # share a basename apart in sys.modules.
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+        name = f"funcbench_plugin_{path.stem}_{digest}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and spec.startswith(exc.name):
+            raise FuncbenchError(f"plugin '{spec}' is neither a .py file nor an importable module") from None
+        raise
+
+
+def _collect(registry: Registry, loaded: object, origin: str, seen: set[int] | None = None) -> None:
+    """Register every entry a plugin module (or package) defines at top level."""
+    seen = set() if seen is None else seen
+    if id(loaded) in seen:
+        return
+    seen.add(id(loaded))
+    if not isinstance(loaded, ModuleType):
+        if isinstance(loaded, Entry):
+            registry.add(replace(loaded, origin=origin))
+        return
+    for value in list(vars(loaded).values()):
+        if isinstance(value, ModuleType):
+            # A package registers the entries of its submodules too, so that
+            # `targets/__init__.py` need only import its files.
+            if value.__name__.startswith(loaded.__name__ + "."):
+                _collect(registry, value, origin, seen)
+        elif isinstance(value, Entry):
+            _collect(registry, value, origin, seen)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception and where in the plugin it was raised, on one line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" ({Path(exc.filename).name}:{exc.lineno})"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}{where}"

@@ -1,0 +1,267 @@
+"""Targets, model families and the registry that names them.
+
+Everything selectable on the command line is an `Entry`: a name, a
+description, and a factory whose typed keyword parameters are the knobs a
+selector such as ``weighted_sum[n=10]`` may set. The decorators below turn a
+plain function into an entry; plugin loading (`benchmark.plugins`) collects the
+entries a module defines at top level, so importing a module twice never
+registers anything twice.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from .domains import Box, Region
+from .errors import FuncbenchError, unknown_name
+
+Kind = Literal["target", "model"]
+
+
+@dataclass(frozen=True)
+class LinearSolution:
+    """The exact affine map y = weights . x + bias, where the target is one."""
+
+    weights: tuple[float, ...]
+    bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        object.__setattr__(self, "bias", float(self.bias))
+
+
+@dataclass(frozen=True, eq=False)
+class Target:
+    """A function to approximate, where it is trained and where it is tested.
+
+    `fn` maps an (n, d) float64 array to an (n, 1) array. `extrapolation`
+    names regions that lie wholly outside `domain`.
+    """
+
+    fn: Callable[[np.ndarray], np.ndarray]
+    domain: Box
+    extrapolation: Mapping[str, Region]
+    description: str
+    inputs: tuple[str, ...] = ()
+    probes: tuple[tuple[float, ...], ...] = ()
+    linear_solution: LinearSolution | None = None
+    # Filled in by the registry: the entry's name, the parameters that made
+    # this instance and the selector that names it (e.g. "weighted_sum[n=10]").
+    name: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        inputs = self.inputs or tuple(f"x{i + 1}" for i in range(self.domain.dim))
+        object.__setattr__(self, "inputs", tuple(inputs))
+        object.__setattr__(self, "probes", tuple(tuple(float(v) for v in p) for p in self.probes))
+        solution = self.linear_solution
+        if solution is not None and not isinstance(solution, LinearSolution):
+            weights, bias = solution
+            object.__setattr__(self, "linear_solution", LinearSolution(weights, bias))
+        object.__setattr__(self, "extrapolation", dict(self.extrapolation))
+
+    @property
+    def dim(self) -> int:
+        return self.domain.dim
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.fn(x)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: type
+    default: Any
+    choices: tuple[Any, ...] | None = None
+
+    def parse(self, text: str) -> Any:
+        """Convert a selector's text to this parameter's type, or say why not."""
+        value = _convert(self.type, text)
+        if value is None:
+            raise ValueError(f"'{self.name}' expects {_type_phrase(self.type)}, got '{text}'")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"'{self.name}' must be one of {', '.join(map(str, self.choices))}; got '{text}'")
+        return value
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named, selectable factory of targets or model specs."""
+
+    kind: Kind
+    name: str
+    description: str
+    factory: Callable[..., Any]
+    parameters: tuple[Parameter, ...] = ()
+    origin: str = ""
+
+    def create(self, **values: Any) -> Any:
+        """Build the target or model spec for these parameter values.
+
+        Values may be given typed or as selector text; the factory may reject
+        a value by raising ValueError, which becomes a one-line error here.
+        """
+        known = {p.name: p for p in self.parameters}
+        bound = {p.name: p.default for p in self.parameters}
+        for key, value in values.items():
+            if key not in known:
+                hint = f"its parameters are {', '.join(known)}" if known else "it takes no parameters"
+                raise FuncbenchError(f"{self.kind} '{self.name}' has no parameter '{key}'; {hint}")
+            try:
+                bound[key] = known[key].parse(value) if isinstance(value, str) else value
+            except ValueError as exc:
+                raise FuncbenchError(f"{self.kind} '{self.name}': {exc}") from None
+        try:
+            made = self.factory(**bound)
+        except (ValueError, FuncbenchError) as exc:
+            raise FuncbenchError(f"{self.kind} '{self.name}': {exc}") from None
+        changed = {k: v for k, v in bound.items() if v != known[k].default}
+        label = self.name + (f"[{','.join(f'{k}={v}' for k, v in changed.items())}]" if changed else "")
+        return replace(made, name=self.name, params=bound, label=label)
+
+    def __call__(self, **values: Any) -> Any:
+        return self.create(**values)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.parameters}
+
+
+def target(
+    *,
+    domain: Box,
+    extrapolation: Mapping[str, Region],
+    description: str,
+    inputs: Sequence[str] = (),
+    probes: Sequence[Sequence[float]] = (),
+    linear_solution: LinearSolution | tuple[Sequence[float], float] | None = None,
+    name: str | None = None,
+) -> Callable[[Callable[[np.ndarray], np.ndarray]], Entry]:
+    """Register a vectorised function as a target.
+
+    >>> @target(domain=Box.cube(2, 0, 1), extrapolation={...}, description="a + b")
+    ... def addition(x):
+    ...     return x[:, [0]] + x[:, [1]]
+    """
+
+    def register(fn: Callable[[np.ndarray], np.ndarray]) -> Entry:
+        def make() -> Target:
+            return Target(
+                fn=fn,
+                domain=domain,
+                extrapolation=extrapolation,
+                description=description,
+                inputs=tuple(inputs),
+                probes=tuple(tuple(p) for p in probes),
+                linear_solution=linear_solution,  # type: ignore[arg-type]
+            )
+
+        return Entry("target", name or fn.__name__, description, make)
+
+    return register
+
+
+def target_family(*, description: str, name: str | None = None) -> Callable[[Callable[..., Target]], Entry]:
+    """Register a factory of targets whose keyword parameters are selectable.
+
+    The factory's parameters must have defaults and int, float, bool, str or
+    Literal annotations; ``name[key=value]`` on the command line sets them.
+    """
+    return _family("target", description, name)
+
+
+def model_family(*, description: str, name: str | None = None) -> Callable[[Callable[..., Any]], Entry]:
+    """Register a factory of model specs (see `benchmark.models`)."""
+    return _family("model", description, name)
+
+
+def preset(family: Entry, name: str, description: str, **values: Any) -> Entry:
+    """A named entry that is `family` with other defaults (still overridable)."""
+    by_name = {p.name: p for p in family.parameters}
+    unknown = set(values) - set(by_name)
+    if unknown:
+        raise ValueError(f"preset {name}: {family.name} has no parameter {', '.join(sorted(unknown))}")
+    parameters = tuple(replace(p, default=values.get(p.name, p.default)) for p in family.parameters)
+    return Entry(family.kind, name, description, family.factory, parameters)
+
+
+def _family(kind: Kind, description: str, name: str | None) -> Callable[[Callable[..., Any]], Entry]:
+    def register(factory: Callable[..., Any]) -> Entry:
+        return Entry(kind, name or factory.__name__, description, factory, _parameters_of(factory))
+
+    return register
+
+
+def _parameters_of(factory: Callable[..., Any]) -> tuple[Parameter, ...]:
+    hints = typing.get_type_hints(factory)
+    parameters = []
+    for p in inspect.signature(factory).parameters.values():
+        if p.default is inspect.Parameter.empty:
+            raise TypeError(f"{factory.__name__}: parameter '{p.name}' needs a default value")
+        hint = hints.get(p.name, type(p.default))
+        if typing.get_origin(hint) is Literal:
+            choices = typing.get_args(hint)
+            parameters.append(Parameter(p.name, type(choices[0]), p.default, choices))
+        elif hint in (int, float, bool, str):
+            parameters.append(Parameter(p.name, hint, p.default))
+        else:
+            raise TypeError(f"{factory.__name__}: parameter '{p.name}' must be int, float, bool, str or Literal")
+    return tuple(parameters)
+
+
+def _convert(kind: type, text: str) -> Any:
+    text = text.strip()
+    if kind is bool:
+        return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            return None
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+    return text or None
+
+
+def _type_phrase(kind: type) -> str:
+    return {int: "an integer", float: "a finite number", bool: "true or false"}.get(kind, "a non-empty string")
+
+
+@dataclass
+class Registry:
+    """Every entry known to this run, and the problems met while loading them."""
+
+    targets: dict[str, Entry] = field(default_factory=dict)
+    models: dict[str, Entry] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, entry: Entry) -> None:
+        table = self.targets if entry.kind == "target" else self.models
+        if entry.name in table:
+            if table[entry.name].factory is entry.factory:
+                return  # the same definition reached twice, e.g. re-imported by another plugin
+            first = table[entry.name].origin
+            self.problems.append(
+                f"{entry.origin}: {entry.kind} '{entry.name}' is already registered by {first}; "
+                f"the second definition is ignored (rename it)"
+            )
+            return
+        table[entry.name] = entry
+
+    def entry(self, kind: Kind, name: str) -> Entry:
+        table = self.targets if kind == "target" else self.models
+        if name not in table:
+            raise unknown_name(kind, name, table)
+        return table[name]

@@ -1,0 +1,116 @@
+"""A run on disk: a folder of Parquet tables and a run.json, written crash-safe.
+
+Layout of ``reports/<run-id>/`` (schema version 1):
+
+- ``results.parquet``: target, model, seed, split, split_kind, mse, nmse,
+  max_abs_error, status, train_seconds, cell
+- ``probes.parquet``: target, model, seed, x (list of floats), y_true, y_pred
+- ``params.parquet``: target, model, seed, parameter, value
+- ``curves.parquet``: target, model, seed, epoch, loss
+- ``run.json``: configuration, targets and models, versions, machine, times
+- ``cells/<cell-id>/``: the same four tables for one cell; a cell folder
+  appears in one rename once all of it is written, so a killed run leaves
+  either a whole cell or none, and the next run skips what is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import FuncbenchError
+from .evaluate import CellResult
+
+SCHEMA_VERSION = 1
+TABLES = ("results", "probes", "params", "curves")
+
+
+class RunStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.cells = self.root / "cells"
+
+    @classmethod
+    def open(cls, root: Path) -> RunStore:
+        """Create (or reopen, to resume) a run folder, checking it is writable."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise FuncbenchError(f"output path '{root}' is a file; choose a folder with --out")
+        try:
+            (root / "cells").mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-")
+            probe.close()
+        except OSError as exc:
+            raise FuncbenchError(f"cannot write to '{root}': {exc.strerror}; choose another folder with --out") from None
+        store = cls(root)
+        for stale in store.cells.glob(".tmp-*"):  # left by a run killed mid-write
+            shutil.rmtree(stale, ignore_errors=True)
+        return store
+
+    def has_cell(self, cell_id: str) -> bool:
+        return (self.cells / cell_id).is_dir()
+
+    def write_cell(self, cell_id: str, result: CellResult) -> None:
+        final = self.cells / cell_id
+        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{cell_id}-", dir=self.cells))
+        for table in TABLES:
+            getattr(result, table).to_parquet(staging / f"{table}.parquet", index=False)
+        if final.exists():  # recomputed with --force: the new result replaces the old
+            shutil.rmtree(final)
+        staging.rename(final)
+
+    def read_cell(self, cell_id: str, table: str) -> pd.DataFrame:
+        return pd.read_parquet(self.cells / cell_id / f"{table}.parquet")
+
+    def consolidate(self, cell_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
+        """Gather the planned cells into the run-level tables and write them."""
+        cell_ids = list(cell_ids)
+        tables = {}
+        for table in TABLES:
+            parts = [self.read_cell(c, table) for c in cell_ids]
+            parts = [p for p in parts if len(p)] or parts[:1]
+            tables[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            atomic_write(self.root / f"{table}.parquet", lambda path, t=tables[table]: t.to_parquet(path, index=False))
+        return tables
+
+    def write_json(self, name: str, payload: dict) -> None:
+        text = json.dumps(payload, indent=2, default=str) + "\n"
+        atomic_write(self.root / name, lambda path: path.write_text(text))
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp) and rename tmp over `path`: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_run(root: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """run.json and the four tables of a finished run, or a one-line error."""
+    root = Path(root)
+    meta_path = root / "run.json"
+    if not meta_path.is_file():
+        raise FuncbenchError(f"'{root}' is not a funcbench run folder (no run.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        tables = {t: pd.read_parquet(root / f"{t}.parquet") for t in TABLES}
+    except (OSError, ValueError) as exc:
+        raise FuncbenchError(f"run folder '{root}' is unreadable or corrupted: {exc}") from None
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise FuncbenchError(
+            f"run folder '{root}' has schema version {meta.get('schema_version')}, "
+            f"this funcbench reads version {SCHEMA_VERSION}"
+        )
+    return meta, tables

@@ -1,0 +1,10 @@
+"""funcbench's built-in targets.
+
+They are registered exactly as a third-party plugin's are: this package is
+the entry point ``builtin`` of the group ``funcbench.targets``, and each
+module defines its targets with the public decorators of `benchmark`.
+"""
+
+from . import arithmetic, functions
+
+__all__ = ["arithmetic", "functions"]
