@@ -22,15 +22,15 @@ class TrainedCell:
 
 
 def train_cell(cell: Cell, splits: list[Split]) -> TrainedCell:
-    """Build the cell's ensemble, fit it on the training split, time it.
+    """Build the cell's ensemble, fit it on the training split, time the fit.
 
     A seed is diverged when its loss or its predictions on the training data
     stop being finite; its members' arithmetic is independent of the others',
     so the rest of the ensemble is unaffected.
     """
     train = next(s for s in splits if s.name == TRAIN)
-    start = time.perf_counter()
     model = cell.model.build(cell.target.inputs, cell.seeds, cell.device)
+    start = time.perf_counter()
     losses = np.asarray(model.fit(train.x, train.y, cell.settings), dtype=np.float64)
     seconds = time.perf_counter() - start
     finite_predictions = np.isfinite(model.predict(train.x)).all(axis=(1, 2))
