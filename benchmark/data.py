@@ -44,7 +44,8 @@ def sample_splits(target: Target, seeds: Sequence[int], n_train: int, n_eval: in
 
 def evaluate_target(target: Target, x: np.ndarray) -> np.ndarray:
     """The target on x (n, d), checked to be finite and of shape (n, 1)."""
-    y = np.asarray(target.fn(x), dtype=np.float64)
+    with np.errstate(all="ignore"):  # non-finite results are reported below, in one line
+        y = np.asarray(target.fn(x), dtype=np.float64)
     if y.shape != (len(x), 1):
         raise ValueError(f"returned shape {y.shape} for {len(x)} inputs; it must return shape ({len(x)}, 1)")
     if not np.all(np.isfinite(y)):

@@ -68,6 +68,25 @@ def split_table(results: pd.DataFrame) -> pd.DataFrame:
     return cells[[]].join(medians).join(diverged).reset_index()
 
 
+def target_table(meta: dict) -> pd.DataFrame:
+    """What each target is, from run.json, so the page needs no plugin to render."""
+    rows = []
+    for t in meta["targets"]:
+        solution = t["linear_solution"]
+        rows.append(
+            {
+                "target": t["label"],
+                "description": t["description"],
+                "inputs": ", ".join(t["inputs"]),
+                "trained on": t["domain"],
+                **{f"{name}": region for name, region in t["extrapolation"].items()},
+                "exact linear solution": "none" if solution is None else
+                f"w = ({', '.join(f'{w:g}' for w in solution['weights'])}), b = {solution['bias']:g}",
+            }
+        )
+    return pd.DataFrame(rows).fillna("")
+
+
 def write_index(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> Path:
     """Write index.html: the run's configuration, summary and every median."""
     env = Environment(loader=PackageLoader("benchmark"), autoescape=select_autoescape(["html", "j2"]))
@@ -83,6 +102,7 @@ def write_index(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> P
     )
     html = env.get_template("index.html.j2").render(
         meta=meta,
+        targets=target_table(meta),
         summary=target_summary(results),
         splits=split_table(results),
         probes=tables["probes"],

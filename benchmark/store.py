@@ -29,6 +29,7 @@ from .evaluate import CellResult
 
 SCHEMA_VERSION = 1
 TABLES = ("results", "probes", "params", "curves")
+PARTIAL = ".partial"
 
 
 class RunStore:
@@ -44,13 +45,16 @@ class RunStore:
             raise FuncbenchError(f"output path '{root}' is a file; choose a folder with --out")
         try:
             (root / "cells").mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-")
+            probe = tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-", suffix=PARTIAL)
             probe.close()
         except OSError as exc:
             raise FuncbenchError(f"cannot write to '{root}': {exc.strerror}; choose another folder with --out") from None
         store = cls(root)
-        for stale in store.cells.glob(".tmp-*"):  # left by a run killed mid-write
+        # Left by a run killed mid-write: half-written cells and files.
+        for stale in store.cells.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        for stale in root.glob(f".*{PARTIAL}"):
+            stale.unlink(missing_ok=True)
         return store
 
     def has_cell(self, cell_id: str) -> bool:
@@ -87,7 +91,7 @@ class RunStore:
 def atomic_write(path: Path, write) -> None:
     """Call write(tmp) and rename tmp over `path`: readers never see half a file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))

@@ -1,0 +1,103 @@
+"""The command line: help, listings, summaries, and one-line errors for bad input."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error
+
+
+def test_help_on_every_command(bench):
+    for command in ([], ["run"], ["list"], ["report"]):
+        result = bench(*command, "--help")
+        assert result.exit_code == 0
+        assert "Usage:" in result.stdout
+
+
+def test_run_prints_a_summary_and_the_report_path(bench):
+    result = bench("run", "--targets", "addition,product", "--models", "linear,mlp_small", "--seeds", "2", "--epochs", "20")
+    assert result.exit_code == 0, result.stderr
+    header = result.stdout.splitlines()[0].split()
+    assert header[:2] == ["target", "linear"]
+    assert "best" in header
+    assert "4 cells x 2 seeds" in result.stdout
+    assert (result.run_dir / "index.html").is_file()
+
+
+def test_list_models_shows_families_and_presets(bench):
+    result = bench("list", "models")
+    assert result.exit_code == 0
+    for name in ("linear:", "mlp[width=64, depth=2, act=relu]:", "mlp_tanh[width=64, depth=2, act=tanh]:", "mlp_wide"):
+        assert name in result.stdout
+
+
+def test_list_targets_shows_every_builtin_with_its_domains(bench):
+    result = bench("list", "targets")
+    assert result.exit_code == 0
+    names = [line.split(":")[0].split("[")[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert names == [
+        "addition", "subtraction", "weighted_sum", "product", "division",
+        "square", "cubic", "abs", "sqrt", "sine", "cosine", "exp", "log",
+    ]
+    assert "extrapolation far: [0, 20]^2 outside [0, 10]^2" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--targets", "additon"], ["unknown target 'additon'", "did you mean addition"]),
+        (["--models", "mlp_tahn"], ["unknown model 'mlp_tahn'", "mlp_tanh"]),
+        (["--targets", ""], ["empty target selection"]),
+        (["--targets", "addition,"], ["ends with a comma"]),
+        (["--models", "mlp[width=abc]"], ["'width' expects an integer, got 'abc'"]),
+        (["--models", "mlp[width=64"], ["'[' without a closing ']'"]),
+        (["--models", "mlp[width]"], ["'width' in 'mlp[width]' is not of the form key=value"]),
+        (["--models", "mlp[height=3]"], ["model 'mlp' has no parameter 'height'", "width, depth, act"]),
+        (["--models", "mlp[width=0]"], ["width must be at least 1"]),
+        (["--models", "mlp[act=swish]"], ["'act' must be one of relu, tanh"]),
+        (["--models", "linear[width=3]"], ["takes no parameters"]),
+        (["--targets", "weighted_sum[n=1.5]"], ["'n' expects an integer"]),
+        (["--targets", "weighted_sum[n=0]"], ["n must be between 1 and 1000"]),
+        (["--targets", "addition,addition"], ["names addition twice"]),
+        (["--seeds", "0"], ["--seeds must be at least 1"]),
+        (["--seeds", "-3"], ["--seeds must be at least 1"]),
+        (["--epochs", "0"], ["--epochs must be at least 1"]),
+        (["--lr", "-0.1"], ["--lr must be a positive number"]),
+        (["--lr", "nan"], ["--lr must be a positive number"]),
+        (["--batch-size", "0"], ["--batch-size must be at least 1"]),
+        (["--seeds", "many"], ["'many' is not a valid integer"]),
+        (["--device", "tpu"], ["unknown device 'tpu'"]),
+        (["--no-such-option"], ["No such option"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(bench, args, fragments):
+    assert_one_line_error(bench("run", *args), *fragments)
+
+
+def test_cuda_without_a_gpu_says_so(bench):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert_one_line_error(bench("run", "--device", "cuda"), "CUDA is not available")
+
+
+def test_output_folder_that_is_a_file(bench, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = bench("run", "--targets", "addition", "--models", "linear", "--out", str(blocker))
+    assert_one_line_error(result, "cannot write to")
+
+
+def test_installed_console_script(tmp_path):
+    """The `bench` entry point itself, as a user's shell runs it."""
+    bench = shutil.which("bench") or str(Path(sys.executable).with_name("bench"))
+    result = subprocess.run([bench, "run", "--targets", "xyzzy"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown target 'xyzzy'; known: abs, addition,"), lines
+    version = subprocess.run([bench, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "funcbench" in version.stdout

@@ -1,0 +1,153 @@
+"""Plugins: a local file, a module, an installed package's entry point, and broken ones."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import assert_one_line_error
+
+PLUGIN = '''
+import numpy as np
+from benchmark import Box, near_and_far, target, target_family, Target
+
+DOMAIN = Box.cube(2, -1.0, 1.0)
+
+@target(domain=DOMAIN, extrapolation=near_and_far(DOMAIN), description="{description}",
+        inputs=("u", "v"), linear_solution=((2, -3), 1))
+def {name}(x):
+    return 2 * x[:, [0]] - 3 * x[:, [1]] + 1
+
+@target_family(description="x^p on [0, 1]")
+def {name}_power(p: float = 3.0) -> Target:
+    domain = Box((0.0,), (1.0,))
+    return Target(fn=lambda x: x**p, domain=domain, extrapolation=near_and_far(domain, "low"),
+                  description=f"x^{{p}}")
+'''
+
+
+def write_plugin(folder, name="affine", description="2u - 3v + 1", body=None):
+    path = folder / f"{name}_plugin.py"
+    path.write_text(body if body is not None else PLUGIN.format(name=name, description=description))
+    return path
+
+
+def test_plugin_file_is_listed_and_runs(bench, tmp_path):
+    plugin = write_plugin(tmp_path)
+    listing = bench("list", "targets", "--plugin", str(plugin))
+    assert listing.exit_code == 0, listing.stderr
+    assert "affine: 2u - 3v + 1" in listing.stdout
+    assert "affine_power[p=3.0]: x^p on [0, 1]" in listing.stdout
+    assert f"from plugin {plugin}" in listing.stdout
+    assert "addition:" in listing.stdout  # the built-ins are still there
+
+    result = bench("run", "--plugin", str(plugin), "--targets", "affine,affine_power[p=2]", "--models", "linear", "--seeds", "2")
+    assert result.exit_code == 0, result.stderr
+    results = result.table("results")
+    assert set(results["target"]) == {"affine", "affine_power[p=2.0]"}
+    affine = results[(results["target"] == "affine") & (results["split"] != "train")]
+    assert affine["nmse"].max() < 1e-6
+    params = result.table("params")
+    assert set(params["parameter"]) == {"weight[u]", "weight[v]", "weight[x1]", "bias"}
+
+
+def test_plugin_module_by_name(bench, tmp_path, monkeypatch):
+    write_plugin(tmp_path, name="modtarget")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    listing = bench("list", "targets", "--plugin", "modtarget_plugin")
+    assert listing.exit_code == 0, listing.stderr
+    assert "modtarget: 2u - 3v + 1" in listing.stdout
+
+
+def test_installed_package_registers_through_its_entry_point(tmp_path):
+    """A real distribution on sys.path, found by importlib.metadata like any installed package."""
+    site = tmp_path / "site"
+    site.mkdir()
+    write_plugin(site, name="packaged", description="from an installed package")
+    dist_info = site / "funcbench_test_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: funcbench-test-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[funcbench.targets]\npackaged = packaged_plugin\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def bench(*args):
+        return subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    listing = bench("list", "targets")
+    assert listing.returncode == 0, listing.stderr
+    assert "packaged: from an installed package" in listing.stdout
+    assert "from entry point 'packaged' (packaged_plugin)" in listing.stdout
+
+    run = bench("run", "--targets", "packaged", "--models", "linear", "--seeds", "1", "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    assert "packaged" in run.stdout and "report: " in run.stdout
+
+
+BROKEN_TARGETS = {
+    "raises": ("def f(x):\n    raise RuntimeError('boom')", "raised RuntimeError: boom"),
+    "wrong_shape": ("def f(x):\n    return x[:, 0]", "must return shape"),
+    "non_finite": ("def f(x):\n    return np.log(x[:, :1] - 0.5)", "NaN or infinite"),
+    "fails_far_out": ("def f(x):\n    return np.where(x[:, :1] < -5, np.nan, x[:, :1])", "region 'far'"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_TARGETS))
+def test_a_broken_target_is_one_line_and_the_others_run(bench, tmp_path, kind):
+    body, message = BROKEN_TARGETS[kind]
+    plugin = write_plugin(
+        tmp_path,
+        name="broken",
+        body=textwrap.dedent(
+            f"""
+            import numpy as np
+            from benchmark import Box, near_and_far, target
+            D = Box.cube(1, -1.0, 1.0)
+            @target(domain=D, extrapolation=near_and_far(D), description="broken", name="{kind}")
+            """
+        ) + body,
+    )
+    result = bench("run", "--plugin", str(plugin), "--targets", f"{kind},addition", "--models", "linear", "--seeds", "1")
+    assert result.exit_code == 1
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert f"target '{kind}'" in warnings[0] and message in warnings[0] and str(plugin) in warnings[0]
+    assert "Traceback" not in result.stderr
+    assert set(result.table("results")["target"]) == {"addition"}
+    assert result.meta()["problems"] == [warnings[0].removeprefix("warning: ")]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("def broken(:\n    pass\n", "SyntaxError"),
+        ("raise ImportError('needs a package that is not installed')\n", "ImportError: needs a package"),
+        ("import numpy\nnumpy.no_such_function()\n", "AttributeError"),
+    ],
+)
+def test_a_plugin_that_fails_to_import_is_one_line_and_the_rest_runs(bench, tmp_path, body, message):
+    plugin = write_plugin(tmp_path, name="bad", body=body)
+    result = bench("run", "--plugin", str(plugin), "--targets", "all", "--models", "linear", "--seeds", "1", "--epochs", "2")
+    assert result.exit_code == 1
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert f"plugin {plugin}: failed to import: {message}" in warnings[0]
+    assert "bad_plugin.py:" in warnings[0]  # where in the plugin it failed
+    assert "Traceback" not in result.stderr
+    assert len(set(result.table("results")["target"])) == 13  # every built-in ran
+
+
+def test_a_name_registered_twice_keeps_the_first(bench, tmp_path):
+    plugin = write_plugin(tmp_path, name="addition")
+    result = bench("list", "targets", "--plugin", str(plugin))
+    assert result.exit_code == 1
+    assert "target 'addition' is already registered by entry point 'builtin'" in result.stderr
+    assert "addition: a + b, the article's target" in result.stdout
+
+
+def test_missing_plugin_file_is_a_usage_error(bench, tmp_path):
+    result = bench("run", "--plugin", str(tmp_path / "nope.py"))
+    assert_one_line_error(result, "nope.py", "does not exist")
+    result = bench("list", "targets", "--plugin", "no_such_module_anywhere")
+    assert_one_line_error(result, "no_such_module_anywhere", "neither a .py file nor an importable module")

@@ -1,0 +1,111 @@
+"""The run folder: schema, crash-safety and resuming."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from benchmark.store import TABLES
+from conftest import assert_one_line_error
+
+SMALL = ["--targets", "addition,square,sine", "--models", "linear,mlp_small", "--seeds", "2", "--epochs", "10"]
+
+
+def test_schema_of_every_table(bench):
+    result = bench("run", *SMALL)
+    assert result.exit_code == 0, result.stderr
+    columns = {
+        "results": ["target", "model", "seed", "split", "split_kind", "mse", "nmse", "max_abs_error", "status", "train_seconds", "cell"],
+        "probes": ["target", "model", "seed", "x", "y_true", "y_pred"],
+        "params": ["target", "model", "seed", "parameter", "value"],
+        "curves": ["target", "model", "seed", "epoch", "loss"],
+    }
+    for table, expected in columns.items():
+        assert list(result.table(table).columns) == expected, table
+    results = result.table("results")
+    assert len(results) == 3 * 2 * 2 * 4
+    assert not results.duplicated(["target", "model", "seed", "split"]).any()
+    assert set(result.table("params")["model"]) == {"linear"}
+    meta = result.meta()
+    assert meta["schema_version"] == 1
+    assert meta["config"]["seeds"] == 2 and meta["config"]["epochs"] == 10
+    assert {"torch", "numpy", "pandas"} <= set(meta["versions"])
+    assert meta["machine"]["cpu_count"] >= 1
+    assert meta["finished"] >= meta["started"]
+    assert [t["label"] for t in meta["targets"]] == ["addition", "square", "sine"]
+
+
+def test_rerunning_the_same_command_reuses_every_cell(bench):
+    first = bench("run", *SMALL)
+    again = bench("run", *SMALL)
+    assert again.run_dir == first.run_dir
+    assert "(0 trained, 6 reused)" in again.stdout
+    pd.testing.assert_frame_equal(first.table("results"), again.table("results"))
+
+    forced = bench("run", *SMALL, "--force")
+    assert "(6 trained, 0 reused)" in forced.stdout
+
+    changed = bench("run", *SMALL[:-1], "11")
+    assert changed.run_dir != first.run_dir
+    assert "(6 trained, 0 reused)" in changed.stdout
+
+
+def test_a_changed_setting_in_the_same_folder_is_a_new_cell(bench):
+    first = bench("run", *SMALL, "--run-id", "mine")
+    changed = bench("run", *SMALL[:-1], "12", "--run-id", "mine")
+    assert changed.run_dir == first.run_dir
+    assert "(6 trained, 0 reused)" in changed.stdout
+    assert set(changed.table("curves")["epoch"]) == set(range(1, 13))
+
+
+def test_a_run_killed_with_sigkill_resumes_without_losing_or_repeating_cells(tmp_path):
+    args = [sys.executable, "-m", "benchmark", "run", "--targets", "all", "--models", "linear,mlp_small",
+            "--seeds", "2", "--epochs", "15", "--out", str(tmp_path)]
+    for kill_after_cells in (2, 9):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            cells = [p for p in tmp_path.glob("run-*/cells/*") if not p.name.startswith(".")]
+            if len(cells) >= kill_after_cells:
+                break
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        run_dir = next(tmp_path.glob("run-*"))
+        for cell in (p for p in (run_dir / "cells").iterdir() if not p.name.startswith(".")):
+            for table in TABLES:  # every finished cell reads back whole
+                pd.read_parquet(cell / f"{table}.parquet")
+
+    finished = subprocess.run(args, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    trained, reused = map(int, re.search(r"\((\d+) trained, (\d+) reused\)", finished.stdout).groups())
+    assert trained + reused == 26 and reused >= 9
+    results = pd.read_parquet(run_dir / "results.parquet")
+    assert len(results.drop_duplicates(["target", "model"])) == 26
+    assert not results.duplicated(["target", "model", "seed", "split"]).any()
+
+
+def test_report_rebuilds_from_stored_results(bench):
+    result = bench("run", *SMALL)
+    index = result.run_dir / "index.html"
+    index.unlink()
+    rebuilt = bench("report", str(result.run_dir))
+    assert rebuilt.exit_code == 0
+    assert index.is_file() and "addition" in index.read_text()
+
+
+def test_report_on_a_folder_that_is_not_a_run(bench, tmp_path):
+    assert_one_line_error(bench("report", str(tmp_path)), "not a funcbench run folder")
+
+
+def test_report_on_a_corrupted_run(bench):
+    result = bench("run", *SMALL)
+    (result.run_dir / "results.parquet").write_bytes(b"not parquet")
+    before = (result.run_dir / "index.html").read_bytes()
+    assert_one_line_error(bench("report", str(result.run_dir)), "unreadable or corrupted")
+    assert (result.run_dir / "index.html").read_bytes() == before

@@ -1,0 +1,92 @@
+"""The vectorised trainer: seeds are independent members of one ensemble."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from benchmark.data import sample_splits
+from benchmark.models import TrainSettings
+from benchmark.plan import RunConfig, build_plan
+from benchmark.plugins import load_registry
+from benchmark.train import train_cell
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+def cell_for(registry, target, model, seeds, **settings):
+    config = RunConfig(targets=target, models=model, seeds=max(seeds) + 1, **settings)
+    cell = build_plan(registry, config).cells[0]
+    return dataclasses.replace(cell, seeds=tuple(seeds))
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp", "mlp_tanh[width=16,depth=3]"])
+def test_a_seed_trains_the_same_alone_or_among_others(registry, model):
+    together = cell_for(registry, "weighted_sum[n=3]", model, [0, 1, 2, 3, 4], epochs=20)
+    alone = dataclasses.replace(together, seeds=(3,))
+    splits_together = sample_splits(together.target, together.seeds, together.samples, together.eval_samples)
+    splits_alone = sample_splits(alone.target, alone.seeds, alone.samples, alone.eval_samples)
+    for a, b in zip(splits_together, splits_alone):
+        np.testing.assert_array_equal(a.x[3], b.x[0])  # the same data for seed 3
+
+    fit_together = train_cell(together, splits_together)
+    fit_alone = train_cell(alone, splits_alone)
+    np.testing.assert_allclose(fit_together.losses[3], fit_alone.losses[0], rtol=1e-4, atol=1e-7)
+    probe = splits_alone[1].x
+    np.testing.assert_allclose(
+        fit_together.model.predict(np.repeat(probe, 5, axis=0))[3], fit_alone.model.predict(probe)[0], rtol=1e-4, atol=1e-5
+    )
+    # ... and other seeds really are different models.
+    assert not np.allclose(fit_together.losses[0], fit_together.losses[3])
+
+
+def test_linear_unit_starts_from_pytorchs_default_init(registry):
+    model = registry.models["linear"].create().build(("a", "b"), [7, 8], "cpu")
+    torch.manual_seed(8)
+    reference = nn.Linear(2, 1)
+    start = model.readable_parameters()[1]
+    np.testing.assert_allclose([start["weight[a]"], start["weight[b]"]], reference.weight.detach()[0], rtol=1e-6)
+    np.testing.assert_allclose(start["bias"], reference.bias.item(), rtol=1e-6)
+
+
+def test_a_diverging_member_leaves_the_others_untouched(registry):
+    model_spec = registry.models["mlp"].create(width=8, depth=1)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 100, 1)).astype(np.float32)
+    y = (x**2).astype(np.float32)
+    poisoned_x = x.copy()
+    poisoned_x[1, 0, 0] = np.inf  # seed 1 sees one bad sample and diverges
+    settings = TrainSettings(epochs=5, batch_size=20, learning_rate=0.01)
+
+    clean = model_spec.build(("x",), [0, 1, 2], "cpu")
+    poisoned = model_spec.build(("x",), [0, 1, 2], "cpu")
+    clean_losses = clean.fit(x, y, settings)
+    poisoned_losses = poisoned.fit(poisoned_x, y, settings)
+
+    assert not np.isfinite(poisoned_losses[1]).all()
+    np.testing.assert_array_equal(poisoned_losses[[0, 2]], clean_losses[[0, 2]])
+    assert np.isfinite(poisoned.predict(x)[[0, 2]]).all()
+
+
+def test_a_diverging_run_completes_and_says_so(bench):
+    result = bench("run", "--targets", "square", "--models", "mlp", "--seeds", "2", "--lr", "1e30", "--epochs", "3")
+    assert result.exit_code == 0, result.stderr
+    results = result.table("results")
+    assert (results["status"] == "diverged").all()
+    assert result.meta()["counts"]["diverged_seeds"] == 2
+    assert "2 / 2" in (result.run_dir / "index.html").read_text()
+    assert "(all diverged)" in result.stdout
+
+
+def test_training_loss_falls_for_every_family(registry):
+    for model in ("linear", "mlp", "mlp_tanh", "mlp_small", "mlp_wide"):
+        cell = cell_for(registry, "square", model, [0, 1], epochs=30)
+        fitted = train_cell(cell, sample_splits(cell.target, cell.seeds, cell.samples, cell.eval_samples))
+        assert fitted.losses.shape == (2, 30)
+        assert (fitted.losses[:, -1] < fitted.losses[:, 0]).all(), model
+        assert not fitted.diverged.any()
