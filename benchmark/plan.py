@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -91,13 +92,11 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
     A target that fails its checks is left out with a one-line problem; a
     name that does not exist is the user's error and stops the run.
     """
-    target_entries = _select(registry, "target", config.targets)
-    model_entries = _select(registry, "model", config.models)
-    models = [entry.create(**params) for entry, params in model_entries]
+    chosen_targets = _select(registry, "target", config.targets)
+    models = [model for _, model in _select(registry, "model", config.models)]
     problems = list(registry.problems)
     targets = []
-    for entry, params in target_entries:
-        made = entry.create(**params)
+    for entry, made in chosen_targets:
         problem = check_target(made)
         if problem:
             problems.append(f"{entry.origin}: target '{made.label}' {problem}; it is skipped")
@@ -153,20 +152,21 @@ def check_target(target: Target) -> str | None:
     return None
 
 
-def _select(registry: Registry, kind: Kind, text: str) -> list[tuple[Entry, dict[str, str]]]:
+def _select(registry: Registry, kind: Kind, text: str) -> list[tuple[Entry, Any]]:
+    """The entries a selection names, each with the target or model spec it configures."""
     table = registry.targets if kind == "target" else registry.models
     if text.strip() == "all":
-        return [(entry, {}) for entry in table.values()]
-    if kind == "model" and text.strip() == "default":
-        text = ",".join(DEFAULT_MODELS)
-    chosen = []
-    for selector in parse_selection(text, f"{kind} selection"):
-        chosen.append((registry.entry(kind, selector.name), dict(selector.params)))
-    labels = [e.name + str(sorted(p.items())) for e, p in chosen]
-    duplicated = {label for label in labels if labels.count(label) > 1}
-    if duplicated:
-        raise FuncbenchError(f"{kind} selection names {sorted(duplicated)[0].split('[')[0]} twice; give each once")
-    return chosen
+        chosen = [(entry, {}) for entry in table.values()]
+    else:
+        if kind == "model" and text.strip() == "default":
+            text = ",".join(DEFAULT_MODELS)
+        chosen = [(registry.entry(kind, s.name), dict(s.params)) for s in parse_selection(text, f"{kind} selection")]
+    made = [(entry, entry.create(**params)) for entry, params in chosen]
+    labels = [m.label for _, m in made]
+    for label in labels:
+        if labels.count(label) > 1:  # e.g. weighted_sum and weighted_sum[n=5], its default
+            raise FuncbenchError(f"{kind} selection names {label} twice; give each once")
+    return made
 
 
 def _brief(exc: Exception) -> str:

@@ -109,6 +109,8 @@ def read_run(root: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
         raise FuncbenchError(f"'{root}' is not a funcbench run folder (no run.json)")
     try:
         meta = json.loads(meta_path.read_text())
+        if meta.get("finished") is None:
+            raise FuncbenchError(f"the run in '{root}' did not finish; run its `bench run` command again to resume it")
         tables = {t: pd.read_parquet(root / f"{t}.parquet") for t in TABLES}
     except (OSError, ValueError) as exc:
         raise FuncbenchError(f"run folder '{root}' is unreadable or corrupted: {exc}") from None

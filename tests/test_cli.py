@@ -62,6 +62,7 @@ def test_list_targets_shows_every_builtin_with_its_domains(bench):
         (["--targets", "weighted_sum[n=1.5]"], ["'n' expects an integer"]),
         (["--targets", "weighted_sum[n=0]"], ["n must be between 1 and 1000"]),
         (["--targets", "addition,addition"], ["names addition twice"]),
+        (["--targets", "weighted_sum,weighted_sum[n=5]"], ["names weighted_sum twice"]),
         (["--seeds", "0"], ["--seeds must be at least 1"]),
         (["--seeds", "-3"], ["--seeds must be at least 1"]),
         (["--epochs", "0"], ["--epochs must be at least 1"]),

