@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from .errors import FuncbenchError
 from .plan import RunConfig, build_plan
 from .plugins import load_registry
 from .registry import Entry
-from .report import target_summary, write_index
+from .report import target_summary, write_report
 from .store import RunStore, read_run
 
 DEFAULTS = RunConfig()
@@ -87,12 +88,14 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], **
     bar.close()
 
     meta, tables = read_run(store.root)
-    index = write_index(store.root, meta, tables)
+    report_start = time.perf_counter()
+    index = write_report(store.root, meta, tables)
+    report_seconds = time.perf_counter() - report_start
     summary = target_summary(tables["results"])
     click.echo(_format_summary(summary))
     click.echo(
         f"\n{len(plan.cells)} cells x {config.seeds} seeds in {outcome.seconds:.1f} s "
-        f"({outcome.trained} trained, {outcome.reused} reused)"
+        f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s"
     )
     click.echo(f"report: {index}")
     if plan.problems:
@@ -120,7 +123,7 @@ def list_entries(what: str, plugins: tuple[str, ...]) -> None:
 def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/index.html from the stored results, without retraining."""
     meta, tables = read_run(run_dir)
-    click.echo(f"report: {write_index(run_dir, meta, tables)}")
+    click.echo(f"report: {write_report(run_dir, meta, tables)}")
 
 
 def _describe_entry(entry: Entry) -> str:

@@ -8,6 +8,7 @@ around the training data at a stated multiple of its size.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -22,6 +23,10 @@ class Region(Protocol):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
 
     def contains(self, x: np.ndarray) -> np.ndarray: ...
+
+    def bounds(self) -> Box:
+        """The smallest box holding the region."""
+        ...
 
     def describe(self) -> str: ...
 
@@ -60,6 +65,18 @@ class Box:
 
     def contains(self, x: np.ndarray) -> np.ndarray:
         return np.all((x >= self.low) & (x <= self.high), axis=1)
+
+    def bounds(self) -> Box:
+        return self
+
+    @property
+    def centre(self) -> np.ndarray:
+        return (np.asarray(self.low) + np.asarray(self.high)) / 2
+
+    def distance(self, x: np.ndarray) -> np.ndarray:
+        """Euclidean distance of each row of x from the box (0 inside it)."""
+        outside = np.maximum(np.maximum(np.subtract(self.low, x), np.subtract(x, self.high)), 0)
+        return np.linalg.norm(outside, axis=1)
 
     def grown(self, factor: float, anchor: Anchor = "centre") -> Box:
         """This box scaled by `factor`, about its centre or from its low corner.
@@ -118,8 +135,48 @@ class Shell:
     def contains(self, x: np.ndarray) -> np.ndarray:
         return self.outer.contains(x) & ~self.inner.contains(x)
 
+    def bounds(self) -> Box:
+        return self.outer
+
     def describe(self) -> str:
         return f"{self.outer.describe()} outside {self.inner.describe()}"
+
+
+@dataclass(frozen=True, eq=False)
+class Line:
+    """Points along a straight line through a training domain and out past its regions."""
+
+    origin: np.ndarray  # (d,) the centre of the training domain
+    direction: np.ndarray  # (d,) unit vector, (1, ..., 1) / sqrt(d)
+    position: np.ndarray  # (n,) signed distance from origin along direction
+    points: np.ndarray  # (n, d)
+    distance: np.ndarray  # (n,) distance from the training domain, 0 inside
+
+
+def diagonal_line(domain: Box, regions: Iterable[Region], n: int = 512) -> Line:
+    """The diagonal through the domain's centre, clipped to the box holding every region.
+
+    Along (1, ..., 1) every input grows together, which takes the line through
+    the near and far regions of every built-in target; clipping to the
+    regions' bounding box keeps it where the target is meant to be evaluated
+    (sqrt and log never see a negative input).
+    """
+    boxes = [domain, *(r.bounds() for r in regions)]
+    low = np.min([b.low for b in boxes], axis=0)
+    high = np.max([b.high for b in boxes], axis=0)
+    origin = domain.centre
+    direction = np.full(domain.dim, 1 / np.sqrt(domain.dim))
+    start = np.max((low - origin) / direction)
+    stop = np.min((high - origin) / direction)
+    # Half the points fall within twice the domain, so the fit inside the
+    # range is drawn as finely as the way it carries (or not) far outside.
+    inside = np.min(domain.width / 2 / direction)
+    position = np.union1d(
+        np.linspace(start, stop, n - n // 2),
+        np.linspace(max(start, -2 * inside), min(stop, 2 * inside), n // 2),
+    )
+    points = origin + position[:, None] * direction
+    return Line(origin, direction, position, points, domain.distance(points))
 
 
 def _num(v: float) -> str:

@@ -13,7 +13,11 @@ import numpy as np
 import pandas as pd
 
 from .data import Split
+from .domains import diagonal_line
 from .train import TrainedCell
+
+#: Points along each target's diagonal line (see `domains.diagonal_line`).
+LINE_POINTS = 512
 
 OK = "ok"
 DIVERGED = "diverged"
@@ -27,6 +31,7 @@ class CellResult:
     probes: pd.DataFrame
     params: pd.DataFrame
     curves: pd.DataFrame
+    lines: pd.DataFrame
 
 
 def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray]:
@@ -79,9 +84,19 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
         columns=["target", "model", "seed", "parameter", "value"],
     )
 
+    line = diagonal_line(cell.target.domain, cell.target.extrapolation.values(), LINE_POINTS)
+    with np.errstate(all="ignore"):  # a plugin's target may be undefined between its regions
+        line_true = np.asarray(cell.target.fn(line.points.astype(np.float32).astype(np.float64)), dtype=np.float64)[:, 0]
+        line_pred = model.predict(np.broadcast_to(line.points, (len(seeds), *line.points.shape)).astype(np.float32))
+    lines = pd.DataFrame(
+        {**ids, "seed": np.repeat(seeds, len(line.position)), "position": np.tile(line.position, len(seeds)),
+         "distance": np.tile(line.distance, len(seeds)), "y_true": np.tile(line_true, len(seeds)),
+         "y_pred": line_pred[:, :, 0].reshape(-1)}
+    )
+
     epochs = trained.losses.shape[1]
     curves = pd.DataFrame(
         {**ids, "seed": np.repeat(seeds, epochs), "epoch": np.tile(np.arange(1, epochs + 1), len(seeds)),
          "loss": trained.losses.reshape(-1)}
     )
-    return CellResult(pd.concat(results, ignore_index=True), probes, params, curves)
+    return CellResult(pd.concat(results, ignore_index=True), probes, params, curves, lines)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import __version__
 from .data import sample_splits
+from .domains import diagonal_line
 from .evaluate import evaluate_cell
 from .plan import Cell, Plan, RunConfig
 from .registry import Target
@@ -105,6 +106,7 @@ def run_metadata(plan: Plan, config: RunConfig, started: dt.datetime, finished: 
 def describe_target(target: Target) -> dict:
     """What a report needs to know about a target without importing its plugin."""
     solution = target.linear_solution
+    line = diagonal_line(target.domain, target.extrapolation.values())
     return {
         "label": target.label,
         "name": target.name,
@@ -115,6 +117,8 @@ def describe_target(target: Target) -> dict:
         "extrapolation": {name: region.describe() for name, region in target.extrapolation.items()},
         "probes": [list(p) for p in target.probes],
         "linear_solution": None if solution is None else {"weights": list(solution.weights), "bias": solution.bias},
+        "line": {"origin": line.origin.tolist(), "direction": line.direction.tolist(),
+                 "from": float(line.position[0]), "to": float(line.position[-1])},
     }
 
 

@@ -7,8 +7,11 @@ Layout of ``reports/<run-id>/`` (schema version 1):
 - ``probes.parquet``: target, model, seed, x (list of floats), y_true, y_pred
 - ``params.parquet``: target, model, seed, parameter, value
 - ``curves.parquet``: target, model, seed, epoch, loss
+- ``lines.parquet``: target, model, seed, position, distance, y_true, y_pred:
+  predictions along the diagonal through the training domain's centre
+  (`benchmark.domains.diagonal_line`), for the report's prediction curves
 - ``run.json``: configuration, targets and models, versions, machine, times
-- ``cells/<cell-id>/``: the same four tables for one cell; a cell folder
+- ``cells/<cell-id>/``: the same tables for one cell; a cell folder
   appears in one rename once all of it is written, so a killed run leaves
   either a whole cell or none, and the next run skips what is there.
 """
@@ -28,7 +31,7 @@ from .errors import FuncbenchError
 from .evaluate import CellResult
 
 SCHEMA_VERSION = 1
-TABLES = ("results", "probes", "params", "curves")
+TABLES = ("results", "probes", "params", "curves", "lines")
 PARTIAL = ".partial"
 
 
@@ -102,7 +105,7 @@ def atomic_write(path: Path, write) -> None:
 
 
 def read_run(root: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """run.json and the four tables of a finished run, or a one-line error."""
+    """run.json and the tables of a finished run, or a one-line error."""
     root = Path(root)
     meta_path = root / "run.json"
     if not meta_path.is_file():

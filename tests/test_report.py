@@ -1,33 +1,155 @@
-"""index.html: what it shows, and that plugin text cannot inject markup."""
+"""The HTML report: what it says, that it is self-contained, and that plugin text is escaped."""
+
+import re
 
 import pandas as pd
+import pytest
 
-from benchmark.report import cell_summary, target_summary
+from benchmark.report.tables import VERDICTS, cell_summary, target_summary, verdict
 
-EVIL = '<script>alert("x")</script>'
-
-
-def test_index_shows_the_summary_weights_and_probes(bench):
-    result = bench("run", "--targets", "addition,product", "--models", "linear,mlp_small", "--seeds", "2", "--epochs", "30")
-    html = (result.run_dir / "index.html").read_text()
-    for fragment in ("Summary", "Median nmse per split", "weight[a]", "Probe points", "results.parquet", "(9, 90)"):
-        assert fragment in html
-    assert "http" not in html.replace("http-equiv", "")  # works offline: no external resources
+EVIL_DESCRIPTION = '<script>alert("description")</script>'
 
 
-def test_plugin_text_is_escaped(bench, tmp_path):
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One small real run shared by the tests of this module."""
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+    from conftest import Invocation
+
+    out = tmp_path_factory.mktemp("reports")
+    result = CliRunner().invoke(
+        cli, ["run", "--targets", "addition,product,sine", "--models", "linear,mlp_small", "--seeds", "2", "--out", str(out)]
+    )
+    invocation = Invocation(result.exit_code, result.stdout, result.stderr)
+    assert invocation.exit_code == 0, invocation.stderr
+    return invocation
+
+
+def verdict_rows(html: str) -> dict[str, str]:
+    """target -> the verdict cell of the index's verdict table."""
+    section = html.split("<h2>Verdict", 1)[1].split("<h2>", 1)[0]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", section, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        if cells:
+            target = re.sub(r"<[^>]+>", "", cells[0])
+            rows[target] = next(c for c in cells if c in VERDICTS.values())
+    return rows
+
+
+def test_verdicts_say_where_the_linear_unit_succeeds_and_fails(report):
+    html = (report.run_dir / "index.html").read_text()
+    verdicts = verdict_rows(html)
+    assert verdicts["addition"] == "exact everywhere"
+    assert verdicts["product"] == "fails"
+    assert verdicts["sine"] == "fails"
+    # The article's question, answered in the table: (9, 90) -> 99.
+    assert re.search(r"f\(9, 90\) = 99(\.0+)? \(99\)", html)
+    assert "w = (1.0000, 1.0000), b = " in html and "w = (1, 1), b = 0" in html
+
+
+def test_every_page_figure_and_table_is_written(report):
+    run = report.run_dir
+    for stem in ("addition", "product", "sine"):
+        page = (run / "targets" / f"{stem}.html").read_text()
+        assert f"<h1>{stem}</h1>" in page
+        assert page.count("<svg") >= 2  # predictions and learning curves, embedded
+        assert "Metrics per model and split" in page
+        for figure in ("predictions", "learning"):
+            for suffix in ("svg", "pdf"):
+                path = run / "figures" / f"{stem}-{figure}.{suffix}"
+                assert path.stat().st_size > 1000, path
+                assert f'href="../figures/{stem}-{figure}.{suffix}"' in page
+    index = (run / "index.html").read_text()
+    for split in ("interpolation", "extrapolation"):
+        assert (run / "figures" / f"heatmap-{split}.pdf").stat().st_size > 1000
+        assert f'href="figures/heatmap-{split}.svg"' in index
+    for table in ("results", "probes", "params", "curves", "lines"):
+        csv = pd.read_csv(run / "csv" / f"{table}.csv")
+        assert len(csv) == len(report.table(table))
+        assert f'href="csv/{table}.csv"' in index and f'href="{table}.parquet"' in index
+    assert 'href="targets/addition.html"' in index
+
+
+def test_figures_carry_titles_labels_and_legends(report):
+    svg = (report.run_dir / "figures" / "sine-predictions.svg").read_text()
+    for text in ("sine: predictions", "training domain", "true function", "linear", "mlp_small",
+                 "distance from the training domain", "Absolute error against distance"):
+        assert text in svg, text
+    heatmap = (report.run_dir / "figures" / "heatmap-extrapolation.svg").read_text()
+    assert "normalised MSE" in heatmap and "Extrapolation error" in heatmap
+
+
+def test_pages_are_self_contained(report):
+    run = report.run_dir
+    for page in [run / "index.html", *(run / "targets").glob("*.html")]:
+        html = page.read_text()
+        # No resource is fetched from anywhere: every src/href is relative or a data: URI.
+        for link in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html):
+            assert not re.match(r"^(https?:|//|/|file:)", link), (page.name, link)
+        assert "url(http" not in html and "@import" not in html
+        assert str(run) not in html  # no absolute local path
+        assert "<script" not in html
+
+
+def test_colours_are_the_same_model_in_every_figure(report):
+    """A model keeps its colour across the figures of a run (lines carry a gid naming their model)."""
+    def colour_of(svg: str, gid: str) -> str:
+        group = svg.split(f'<g id="{gid}">', 1)[1]
+        return re.search(r"stroke: (#[0-9a-f]{6})", group).group(1)
+
+    figures = report.run_dir / "figures"
+    read = {name: (figures / f"{name}.svg").read_text() for name in ("addition-predictions", "sine-predictions", "product-learning")}
+    linear = {
+        colour_of(read["addition-predictions"], "prediction linear"),
+        colour_of(read["sine-predictions"], "prediction linear"),
+        colour_of(read["sine-predictions"], "error linear"),
+        colour_of(read["product-learning"], "loss linear"),
+    }
+    assert len(linear) == 1
+    assert colour_of(read["sine-predictions"], "prediction mlp_small") not in linear
+
+
+def test_plugin_names_and_descriptions_are_escaped(bench, tmp_path):
     plugin = tmp_path / "evil.py"
     plugin.write_text(
-        "from benchmark import Box, near_and_far, target\n"
-        "D = Box.cube(1, 0.0, 1.0)\n"
-        f"@target(domain=D, extrapolation=near_and_far(D, 'low'), description={EVIL!r}, inputs=({EVIL!r},))\n"
-        "def evil(x):\n    return 2 * x\n"
+        "from benchmark import Box, Target, near_and_far, target_family\n"
+        f"@target_family(description={EVIL_DESCRIPTION!r})\n"
+        "def evil(tag: str = 'plain') -> Target:\n"
+        "    d = Box.cube(1, 0.0, 1.0)\n"
+        f"    return Target(fn=lambda x: 2 * x, domain=d, extrapolation=near_and_far(d, 'low'), description={EVIL_DESCRIPTION!r},\n"
+        "                  inputs=(tag,))\n"
     )
-    result = bench("run", "--plugin", str(plugin), "--targets", "evil", "--models", "linear", "--seeds", "1")
+    name = "evil[tag=<b>bold</b>]"
+    result = bench("run", "--plugin", str(plugin), "--targets", name, "--models", "linear", "--seeds", "1", "--epochs", "5")
     assert result.exit_code == 0, result.stderr
-    html = (result.run_dir / "index.html").read_text()
-    assert EVIL not in html
-    assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 2  # the description and the input name
+    pages = [result.run_dir / "index.html", *(result.run_dir / "targets").glob("*.html")]
+    assert len(pages) == 2
+    for page in pages:
+        html = page.read_text()
+        assert "<b>bold</b>" not in html and EVIL_DESCRIPTION not in html
+        assert "&lt;b&gt;bold&lt;/b&gt;" in html
+        assert "&lt;script&gt;alert(" in html
+
+
+def test_report_rebuilds_the_same_pages_without_retraining(report, bench):
+    index = report.run_dir / "index.html"
+    before = sorted(p.name for p in (report.run_dir / "figures").iterdir())
+    index.unlink()
+    rebuilt = bench("report", str(report.run_dir))
+    assert rebuilt.exit_code == 0, rebuilt.stderr
+    assert index.is_file()
+    assert sorted(p.name for p in (report.run_dir / "figures").iterdir()) == before
+
+
+def test_verdict_thresholds():
+    assert verdict(1e-9, 1e-8) == "exact everywhere"
+    assert verdict(1e-9, 0.5) == "fits inside the range only"
+    assert verdict(5e-3, 5e-3) == "fits inside the range only"
+    assert verdict(0.2, 0.1) == "fails"
+    assert verdict(float("nan"), float("nan")) == "diverged"
 
 
 def test_aggregation_takes_the_worst_region_and_skips_diverged_seeds():
@@ -36,8 +158,9 @@ def test_aggregation_takes_the_worst_region_and_skips_diverged_seeds():
         for split, kind, nmse in [("interpolation", "interpolation", 0.01 * (seed + 1)), ("near", "extrapolation", near), ("far", "extrapolation", far)]:
             rows.append({"target": "t", "model": "linear", "seed": seed, "split": split, "split_kind": kind, "nmse": nmse, "status": status})
     cells = cell_summary(pd.DataFrame(rows))
-    assert cells.loc[0, "extrapolation"] == 0.25  # median of worst regions 0.3 and 0.2
+    assert cells.loc[0, "extrapolation"] == 0.25  # median of the worst regions, 0.3 and 0.2
     assert cells.loc[0, "interpolation"] == 0.015
+    assert cells.loc[0, "extrapolation q25"] == pytest.approx(0.225)
     assert cells.loc[0, "diverged"] == 1 and cells.loc[0, "seeds"] == 3
     summary = target_summary(pd.DataFrame(rows))
     assert summary.loc[0, "best model"] == "linear"

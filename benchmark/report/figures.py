@@ -1,0 +1,196 @@
+"""The report's figures, drawn on matplotlib `Figure` objects (no pyplot state).
+
+A figure made with `Figure()` belongs to no global registry, so it is freed
+as soon as it goes out of scope: drawing hundreds of pages does not grow
+memory. Each figure is written as SVG (also embedded in the page, text kept
+as text) and PDF (for papers).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # never open a window, whatever the environment says
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+
+STYLE = {
+    "svg.fonttype": "none",  # text stays text in the SVG: small, sharp, searchable
+    # Type 3 fonts (matplotlib's default): embedding TrueType (42) subsets the
+    # font on every save and tripled the time to write a PDF.
+    "pdf.fonttype": 3,
+    "axes.formatter.use_mathtext": False,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+TRUE_COLOUR = "#222222"
+DOMAIN_SHADE = "#d9d9d9"
+
+
+def power_label(value: float, _position: object = None) -> str:
+    """Tick labels such as 10⁻⁵ in plain Unicode.
+
+    matplotlib's default writes them as mathtext, whose parser took about
+    half the time of drawing a figure; Unicode superscripts look the same.
+    """
+    if value == 0:
+        return "0"
+    exponent = np.log10(abs(value))
+    if np.isclose(exponent, round(exponent)):
+        sign = "−" if value < 0 else ""
+        return f"{sign}10{str(int(round(exponent))).translate(SUPERSCRIPT)}"
+    return f"{value:g}"
+
+
+def log_axis(ax, which: str, scale: str, **options) -> None:
+    """A log or symlog scale on the x or y axis of ax, labelled with `power_label`."""
+    getattr(ax, f"set_{which}scale")(scale, **options)
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_formatter(FuncFormatter(power_label))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def nothing_to_draw(ax) -> None:
+    ax.text(0.5, 0.5, "every seed diverged: nothing to draw", ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def palette(models: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per model, fixed for the whole run (colour-blind safe up to 10 models)."""
+    colours = sns.color_palette("colorblind", max(len(models), 1))
+    return dict(zip(models, colours))
+
+
+def save(fig: Figure, folder: Path, stem: str) -> str:
+    """Write fig as STEM.svg and STEM.pdf; return the SVG markup to embed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with matplotlib.rc_context(STYLE):
+        # No creation date in the files: the same run gives the same bytes.
+        fig.savefig(folder / f"{stem}.svg", metadata={"Date": None})
+        fig.savefig(folder / f"{stem}.pdf", metadata={"CreationDate": None})
+    svg = (folder / f"{stem}.svg").read_text(encoding="utf-8")
+    return svg[svg.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
+
+
+def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Sequence[str]) -> Figure:
+    """Median nmse of every (target, model), log colour scale, numbers in the cells."""
+    grid = cells.pivot_table(index="target", columns="model", values=split, aggfunc="first", sort=False)
+    grid = grid.reindex(index=list(targets), columns=list(models))
+    positive = grid.to_numpy()[np.isfinite(grid.to_numpy()) & (grid.to_numpy() > 0)]
+    # Errors below float32's resolution differ only by rounding noise: clamp them.
+    low = max(positive.min(), 1e-16) if positive.size else 1e-16
+    high = max(positive.max(), low * 10) if positive.size else 1.0
+    labels = grid.map(lambda v: "diverged" if np.isnan(v) else f"{v:.0e}" if v < 1e-2 or v >= 1e3 else f"{v:.2g}")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(2.2 + 1.15 * len(models), 1.2 + 0.42 * len(targets)), layout="constrained")
+        ax = fig.subplots()
+        with warnings.catch_warnings():
+            # seaborn takes nanmin of the grid, which warns where every cell diverged.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sns.heatmap(
+                grid.clip(lower=low), ax=ax, norm=LogNorm(low, high), cmap="viridis", annot=labels, fmt="",
+                annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
+                cbar_kws={"label": "normalised MSE (median over seeds)"},
+            )
+        ax.set_title(f"{split.capitalize()} error: normalised MSE, target x model")
+        ax.set_xlabel("model")
+        ax.set_ylabel("target")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.grid(False)
+        colourbar = ax.collections[0].colorbar.ax.yaxis
+        colourbar.set_major_formatter(FuncFormatter(power_label))
+        colourbar.set_minor_formatter(NullFormatter())
+    return fig
+
+
+def prediction_figure(target: dict, lines: pd.DataFrame, colours: dict) -> Figure:
+    """The true function and each model along the target's diagonal line, and the error against distance."""
+    line = target["line"]
+    with matplotlib.rc_context(STYLE):
+        # Fixed margins rather than constrained layout, which re-measured every
+        # label on each save and cost more than drawing the figure.
+        fig = Figure(figsize=(11, 4.4))
+        fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.22)
+        curve, error = fig.subplots(1, 2, width_ratios=[1.35, 1])
+        if lines.empty:
+            for ax in (curve, error):
+                nothing_to_draw(ax)
+            return fig
+        first_model = lines[lines["model"] == lines["model"].iloc[0]]
+        truth = first_model.groupby("position", sort=True)["y_true"].first()
+        inside = first_model.loc[first_model["distance"] == 0, "position"]
+        if len(inside):
+            curve.axvspan(inside.min(), inside.max(), color=DOMAIN_SHADE, alpha=0.6, lw=0, label="training domain")
+        curve.plot(truth.index, truth.to_numpy(), color=TRUE_COLOUR, lw=1.6, ls="--", label="true function", zorder=5)
+        for model, group in lines.groupby("model", sort=False):
+            by_position = group.groupby("position", sort=True)["y_pred"]
+            colour = colours.get(model)
+            curve.plot(by_position.median().index, by_position.median().to_numpy(), color=colour, lw=1.3, label=model,
+                       gid=f"prediction {model}")
+            curve.fill_between(by_position.min().index, by_position.min(), by_position.max(), color=colour, alpha=0.2, lw=0)
+            # Median over seeds and over the points at the same distance (both
+            # sides of a symmetric domain), so each model is one line.
+            abs_error = (group["y_pred"] - group["y_true"]).abs().groupby(group["distance"].round(9), sort=True).median()
+            error.plot(abs_error.index, abs_error.clip(lower=1e-12).to_numpy(), color=colour, lw=1.3, label=model,
+                       gid=f"error {model}")
+        # Predictions can run off by orders of magnitude; keep the true function's range in view.
+        span = np.nanmax(truth) - np.nanmin(truth) or 1.0
+        curve.set_ylim(np.nanmin(truth) - 0.5 * span, np.nanmax(truth) + 0.5 * span)
+        # Linear across the training domain and the near region, logarithmic
+        # beyond, so the fit inside and the behaviour far outside both show.
+        half = max(abs(inside.min()), abs(inside.max())) if len(inside) else 1.0
+        linear_up_to = 10.0 ** np.ceil(np.log10(2 * half))
+        log_axis(curve, "x", "symlog", linthresh=linear_up_to)
+        axis = "x" if len(target["inputs"]) == 1 else "position along the diagonal from the domain centre"
+        curve.set_xlabel(f"{axis} (linear within ±{linear_up_to:g}, logarithmic beyond)")
+        curve.set_ylabel("y")
+        curve.set_title(f"{target['label']}: predictions, median and range over seeds")
+        curve.legend(loc="best", framealpha=0.9)
+        log_axis(error, "x", "symlog", linthresh=linear_up_to)
+        log_axis(error, "y", "log")
+        error.set_xlabel(f"distance from the training domain (linear within {linear_up_to:g})")
+        error.set_ylabel("|prediction - truth| (median over seeds)")
+        error.set_title("Absolute error against distance")
+        error.legend(loc="best", framealpha=0.9)
+    return fig
+
+
+def learning_figure(target_label: str, curves: pd.DataFrame, colours: dict) -> Figure:
+    """Training loss per epoch for every model: median over seeds and the range as a band."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(6.5, 3.9))
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)
+        ax = fig.subplots()
+        if curves.empty:
+            nothing_to_draw(ax)
+            return fig
+        for model, group in curves.groupby("model", sort=False):
+            # A loss of exactly 0 (the article's linear unit reaches it) has no place on a log axis.
+            loss = group["loss"].where(group["loss"] > 0)
+            by_epoch = loss.groupby(group["epoch"], sort=True)
+            colour = colours.get(model)
+            ax.plot(by_epoch.median().index, by_epoch.median().to_numpy(), color=colour, lw=1.4, label=model,
+                    gid=f"loss {model}")
+            ax.fill_between(by_epoch.min().index, by_epoch.min(), by_epoch.max(), color=colour, alpha=0.2, lw=0)
+        log_axis(ax, "y", "log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss (MSE)")
+        ax.set_title(f"{target_label}: learning curves, median and range over seeds")
+        ax.legend(loc="best", framealpha=0.9)
+    return fig

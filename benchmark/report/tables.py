@@ -1,0 +1,203 @@
+"""The numbers a reader sees: aggregations of a run's tidy tables.
+
+Rules used everywhere one number per (target, model) is shown: a seed's
+extrapolation error is its worst region (the largest nmse over the
+extrapolation regions), so "extrapolates" means "everywhere we looked";
+seeds are combined by the median, with the interquartile range as their
+spread; diverged seeds are left out and counted separately.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup, escape
+
+LINEAR = "linear"
+
+#: nmse at or below which a fit counts as exact (float32 arithmetic reaches ~1e-13).
+EXACT = 1e-6
+#: nmse at or below which a model counts as fitting (1% of the target's variance left).
+FITS = 1e-2
+
+VERDICTS = {
+    "exact": "exact everywhere",
+    "inside": "fits inside the range only",
+    "fails": "fails",
+    "diverged": "diverged",
+}
+#: The CSS class of each verdict's text (diverged reads as a failure).
+VERDICT_STYLES = {text: "fails" if key == "diverged" else key for key, text in VERDICTS.items()}
+
+
+def per_seed_errors(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (target, model, seed): interpolation and worst-region extrapolation nmse."""
+    keys = ["target", "model", "seed"]
+    interp = results[results["split"] == "interpolation"].set_index(keys)["nmse"].rename("interpolation")
+    extrap = results[results["split_kind"] == "extrapolation"].groupby(keys, sort=False)["nmse"].max(min_count=1)
+    status = results.drop_duplicates(keys).set_index(keys)["status"]
+    return pd.concat([interp, extrap.rename("extrapolation"), status], axis=1).reset_index()
+
+
+def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (target, model): median and quartiles over non-diverged seeds, seed counts, verdict."""
+    seeds = per_seed_errors(results)
+    ok = seeds[seeds["status"] == "ok"].groupby(["target", "model"], sort=False)
+    stats = {}
+    for split in ("interpolation", "extrapolation"):
+        stats[split] = ok[split].median()
+        stats[f"{split} q25"] = ok[split].quantile(0.25)
+        stats[f"{split} q75"] = ok[split].quantile(0.75)
+    counts = seeds.groupby(["target", "model"], sort=False).agg(
+        seeds=("seed", "size"), diverged=("status", lambda s: int((s == "diverged").sum()))
+    )
+    summary = counts.join(pd.DataFrame(stats)).reset_index()
+    summary["verdict"] = [verdict(i, e) for i, e in zip(summary["interpolation"], summary["extrapolation"])]
+    return summary
+
+
+def verdict(interpolation: float, extrapolation: float) -> str:
+    """In words: is the fit exact everywhere, good inside the range only, or poor?"""
+    if np.isnan(interpolation):
+        return VERDICTS["diverged"]
+    if interpolation <= EXACT and extrapolation <= EXACT:
+        return VERDICTS["exact"]
+    if interpolation <= FITS:
+        return VERDICTS["inside"]
+    return VERDICTS["fails"]
+
+
+def best_models(cells: pd.DataFrame) -> pd.Series:
+    """Per target, the model with the lowest median extrapolation nmse."""
+    ranked = cells.dropna(subset=["extrapolation"]).sort_values("extrapolation", kind="stable")
+    best = ranked.groupby("target", sort=False)["model"].first()
+    return best.reindex(cells["target"].unique()).fillna("(all diverged)")
+
+
+def target_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Per target: the linear unit's errors and the family that extrapolates best (the CLI's summary)."""
+    cells = cell_summary(results)
+    best = best_models(cells)
+    summary = pd.DataFrame({"target": best.index})
+    linear = cells[cells["model"] == LINEAR].set_index("target")
+    if len(linear):
+        summary["linear interpolation nmse"] = summary["target"].map(linear["interpolation"])
+        summary["linear extrapolation nmse"] = summary["target"].map(linear["extrapolation"])
+    summary["best model"] = best.to_numpy()
+    by_cell = cells.set_index(["target", "model"])["extrapolation"]
+    summary["best extrapolation nmse"] = [by_cell.get((t, m), np.nan) for t, m in zip(summary["target"], best)]
+    return summary
+
+
+def verdict_table(meta: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per target: the linear unit's errors, verdict, weights, probe answers, best family."""
+    cells = cell_summary(tables["results"])
+    best = best_models(cells)
+    linear = cells[cells["model"] == LINEAR].set_index("target")
+    weights = median_parameters(tables["params"])
+    probes = median_probes(tables["probes"])
+    rows = []
+    for t in meta["targets"]:
+        label = t["label"]
+        row = {"target": label}
+        if label in linear.index:
+            row["linear interpolation nmse"] = linear.at[label, "interpolation"]
+            row["linear extrapolation nmse"] = linear.at[label, "extrapolation"]
+            row["verdict"] = linear.at[label, "verdict"]
+            row["learned by the linear unit"] = weights.get(label, "")
+            row["exact linear solution"] = format_solution(t["linear_solution"])
+            answers = probes[(probes["target"] == label) & (probes["model"] == LINEAR)]
+            row["probe answers (true)"] = "; ".join(
+                f"f{format_point(x)} = {y_pred:.4g} ({y_true:.4g})" for x, y_true, y_pred in
+                zip(answers["x"], answers["y_true"], answers["y_pred"])
+            )
+        row["best model"] = best.get(label, "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def median_parameters(params: pd.DataFrame) -> dict[str, str]:
+    """Per target, the linear unit's median learned weights and bias, as text."""
+    linear = params[params["model"] == LINEAR]
+    text = {}
+    for target, group in linear.groupby("target", sort=False):
+        medians = group.groupby("parameter", sort=False)["value"].median()
+        weights = [v for name, v in medians.items() if name.startswith("weight[")]
+        text[target] = f"w = ({', '.join(f'{w:.4f}' for w in weights)}), b = {medians.get('bias', np.nan):.4f}"
+    return text
+
+
+def median_probes(probes: pd.DataFrame) -> pd.DataFrame:
+    """Per (target, model, probe point), the median prediction over seeds."""
+    if not len(probes):
+        return pd.DataFrame(columns=["target", "model", "x", "y_true", "y_pred"])
+    keyed = probes.assign(point=probes["x"].map(tuple))
+    medians = keyed.groupby(["target", "model", "point"], sort=False).agg(y_true=("y_true", "first"), y_pred=("y_pred", "median"))
+    return medians.reset_index().rename(columns={"point": "x"})
+
+
+def leaderboard(cells: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
+    """Every (target, model): median and IQR over seeds, best extrapolation first within a target."""
+    ordered = cells.assign(order=cells["target"].map({t: i for i, t in enumerate(pages)}))
+    ordered = ordered.sort_values(["order", "extrapolation"], kind="stable", na_position="last")
+    return pd.DataFrame(
+        {
+            "target": [link(t, pages[t]) for t in ordered["target"]],
+            "model": ordered["model"].map(escape),
+            "interpolation nmse": ordered["interpolation"],
+            "interpolation IQR": iqr(ordered, "interpolation"),
+            "extrapolation nmse": ordered["extrapolation"],
+            "extrapolation IQR": iqr(ordered, "extrapolation"),
+            "diverged": ordered["diverged"].astype(str) + " / " + ordered["seeds"].astype(str),
+            "verdict": ordered["verdict"],
+        }
+    )
+
+
+def split_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Median nmse per (target, model) with one column per split, in run order."""
+    ok = results[results["status"] == "ok"]
+    order = list(dict.fromkeys(results["split"]))
+    medians = ok.pivot_table(index=["target", "model"], columns="split", values="nmse", aggfunc="median", sort=False)
+    medians = medians.reindex(columns=[s for s in order if s in medians.columns])
+    cells = cell_summary(results).set_index(["target", "model"])
+    diverged = (cells["diverged"].astype(str) + " / " + cells["seeds"].astype(str)).rename("diverged")
+    return cells[[]].join(medians).join(diverged).reset_index()
+
+
+def target_table(meta: dict) -> pd.DataFrame:
+    """What each target is, from run.json, so the pages need no plugin to render."""
+    rows = []
+    for t in meta["targets"]:
+        rows.append(
+            {
+                "target": t["label"],
+                "description": t["description"],
+                "inputs": ", ".join(t["inputs"]),
+                "trained on": t["domain"],
+                **dict(t["extrapolation"]),
+                "exact linear solution": format_solution(t["linear_solution"]),
+            }
+        )
+    return pd.DataFrame(rows).fillna("")
+
+
+def iqr(cells: pd.DataFrame, split: str) -> list[str]:
+    return [
+        "–" if np.isnan(lo) else f"{lo:.2g} – {hi:.2g}" for lo, hi in zip(cells[f"{split} q25"], cells[f"{split} q75"])
+    ]
+
+
+def format_solution(solution: dict | None) -> str:
+    if solution is None:
+        return "none"
+    return f"w = ({', '.join(f'{w:g}' for w in solution['weights'])}), b = {solution['bias']:g}"
+
+
+def format_point(x) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in x) + ")"
+
+
+def link(label: str, href: str) -> Markup:
+    """An HTML link with its label escaped (labels come from plugins)."""
+    return Markup('<a href="{}">{}</a>').format(href, label)
