@@ -11,11 +11,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
-from .errors import FuncbenchError
+from .errors import FuncbenchError, describe_exception
 from .plan import RunConfig, build_plan
 from .plugins import load_registry
-from .registry import Entry
+from .registry import SELECTABLE_NAME, Entry
 from .report import target_summary, write_report
+from .report.tables import format_point, format_solution
 from .store import RunStore, read_run
 
 DEFAULTS = RunConfig()
@@ -29,19 +30,26 @@ class BenchGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.format_message())  # `bench` alone: the help is the answer
+            sys.exit(0)
         except click.Abort:
             click.echo("error: aborted", err=True)
             sys.exit(130)
         except click.ClickException as exc:
+            message = " ".join(exc.format_message().split())  # click's own messages may span lines
             hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
-            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            click.echo(f"error: {message}{hint}", err=True)
             sys.exit(exc.exit_code)
         except FuncbenchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except MemoryError:
+            click.echo("error: out of memory; use fewer --samples, --eval-samples or --seeds, or a smaller model", err=True)
+            sys.exit(1)
 
 
-@click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="bench", cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="funcbench")
 def cli() -> None:
     """funcbench: train model families on target functions, measure how far they extrapolate."""
@@ -66,10 +74,13 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], **
     config = RunConfig(plugins=plugins, **options)
     _check_device(config.device)
     registry = load_registry(config.plugins)
-    plan = build_plan(registry, config)
-    store = RunStore.open(out / (run_id or f"run-{config.digest()}"))
-    for problem in plan.problems:
-        click.echo(f"warning: {problem}", err=True)
+    try:
+        plan = build_plan(registry, config)
+    except FuncbenchError:
+        _warn(registry.problems)  # a plugin that failed to import may explain the error
+        raise
+    store = RunStore.open(out / _run_folder(run_id, config))
+    _warn(plan.problems)
 
     from .runner import execute
 
@@ -87,6 +98,7 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], **
         sys.exit(130)
     bar.close()
 
+    _warn(outcome.problems)
     meta, tables = read_run(store.root)
     report_start = time.perf_counter()
     index = write_report(store.root, meta, tables)
@@ -98,8 +110,9 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], **
         f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s"
     )
     click.echo(f"report: {index}")
-    if plan.problems:
-        click.echo(f"{len(plan.problems)} problem(s) above: those targets were skipped, the others ran", err=True)
+    problems = len(plan.problems) + len(outcome.problems)
+    if problems:
+        click.echo(f"{problems} problem(s) above: those were skipped, the rest ran", err=True)
         sys.exit(1)
 
 
@@ -112,8 +125,7 @@ def list_entries(what: str, plugins: tuple[str, ...]) -> None:
     entries = registry.targets if what == "targets" else registry.models
     for entry in entries.values():
         click.echo(_describe_entry(entry))
-    for problem in registry.problems:
-        click.echo(f"warning: {problem}", err=True)
+    _warn(registry.problems)
     if registry.problems:
         sys.exit(1)
 
@@ -126,18 +138,36 @@ def report(run_dir: Path) -> None:
     click.echo(f"report: {write_report(run_dir, meta, tables)}")
 
 
+def _warn(problems: list[str]) -> None:
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+def _run_folder(run_id: str | None, config: RunConfig) -> str:
+    if run_id is None:
+        return f"run-{config.digest()}"
+    if not SELECTABLE_NAME.fullmatch(run_id) or run_id.startswith("."):
+        raise FuncbenchError(f"--run-id '{run_id}' must be a plain folder name (letters, digits, _ . -), not a path")
+    return run_id
+
+
 def _describe_entry(entry: Entry) -> str:
     params = ", ".join(f"{p.name}={p.default}" for p in entry.parameters)
-    head = f"{entry.name}{f'[{params}]' if params else ''}: {entry.description}"
-    lines = [head, f"    from {entry.origin}"]
+    lines = [f"{entry.name}{f'[{params}]' if params else ''}: {entry.description}"]
+    lines += [f"    {p.name}: one of {', '.join(map(str, p.choices))}" for p in entry.parameters if p.choices]
     if entry.kind == "target":
         try:
             t = entry.create()
-            lines.insert(1, f"    inputs ({', '.join(t.inputs)}) trained on {t.domain.describe()}")
-            for name, region in t.extrapolation.items():
-                lines.insert(-1, f"    extrapolation {name}: {region.describe()}")
-        except FuncbenchError as exc:
-            lines.insert(1, f"    cannot be built with its defaults: {exc}")
+        except Exception as exc:  # noqa: BLE001 - shown, not raised: the listing goes on
+            lines.append(f"    cannot be built with its defaults: {describe_exception(exc)}")
+        else:
+            lines.append(f"    inputs ({', '.join(t.inputs)}) trained on {t.domain.describe()}")
+            lines += [f"    extrapolation {name}: {region.describe()}" for name, region in t.extrapolation.items()]
+            if t.probes:
+                lines.append(f"    probes: {', '.join(format_point(p) for p in t.probes)}")
+            if t.linear_solution is not None:
+                lines.append(f"    exact linear solution: {format_solution(t.describe()['linear_solution'])}")
+    lines.append(f"    from {entry.origin}")
     return "\n".join(lines)
 
 
@@ -159,9 +189,11 @@ def _check_device(device: str) -> None:
     if not torch.cuda.is_available():
         raise FuncbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
     try:
-        torch.device(device)
+        index = torch.device(device).index or 0
     except RuntimeError:
         raise FuncbenchError(f"invalid device '{device}'; use cpu, cuda or cuda:N") from None
+    if index >= torch.cuda.device_count():
+        raise FuncbenchError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
 
 
 def main() -> None:

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import INTERPOLATION, TRAIN, evaluate_target
 from .registry import Target
-
-TRAIN = "train"
-INTERPOLATION = "interpolation"
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,17 +38,6 @@ def sample_splits(target: Target, seeds: Sequence[int], n_train: int, n_eval: in
         y = np.stack([evaluate_target(target, xi.astype(np.float64)) for xi in x])
         splits.append(Split(name, kind, x, y))
     return splits
-
-
-def evaluate_target(target: Target, x: np.ndarray) -> np.ndarray:
-    """The target on x (n, d), checked to be finite and of shape (n, 1)."""
-    with np.errstate(all="ignore"):  # non-finite results are reported below, in one line
-        y = np.asarray(target.fn(x), dtype=np.float64)
-    if y.shape != (len(x), 1):
-        raise ValueError(f"returned shape {y.shape} for {len(x)} inputs; it must return shape ({len(x)}, 1)")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("returned NaN or infinite values")
-    return y
 
 
 def _stream(seed: int, target_label: str, split: str) -> np.random.Generator:

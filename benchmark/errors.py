@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import traceback
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class FuncbenchError(Exception):
@@ -16,3 +18,13 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> FuncbenchError:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
     return FuncbenchError(f"unknown {kind} '{name}'; {hint}")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A plugin's exception on one line: its type, first message line and where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" ({Path(exc.filename).name}:{exc.lineno})"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}{where}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .checks import evaluate_target
 from .data import Split
 from .domains import diagonal_line
 from .train import TrainedCell
@@ -44,6 +45,16 @@ def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarra
     return {"mse": mse, "nmse": nmse, "max_abs_error": np.max(np.abs(error), axis=(-2, -1))}
 
 
+def true_values_along(target, points: np.ndarray) -> np.ndarray:
+    """The target along the report's line; NaN where it is undefined (between a plugin's regions, say)."""
+    try:
+        with np.errstate(all="ignore"):
+            values = np.asarray(target.fn(points), dtype=np.float64).reshape(len(points))
+    except Exception:  # noqa: BLE001 - only drawn, never scored: a gap in the curve is the honest answer
+        return np.full(len(points), np.nan)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
 def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
     cell, model = trained.cell, trained.model
     seeds = np.asarray(cell.seeds)
@@ -64,7 +75,7 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
     probes = pd.DataFrame(columns=["target", "model", "seed", "x", "y_true", "y_pred"])
     if cell.target.probes:
         points = np.asarray(cell.target.probes, dtype=np.float32)
-        y_true = cell.target.fn(points.astype(np.float64))[:, 0]
+        y_true = evaluate_target(cell.target, points.astype(np.float64))[:, 0]
         with np.errstate(all="ignore"):
             y_pred = model.predict(np.broadcast_to(points, (len(seeds), *points.shape)).copy())[:, :, 0]
         probes = pd.DataFrame(
@@ -85,8 +96,8 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
     )
 
     line = diagonal_line(cell.target.domain, cell.target.extrapolation.values(), LINE_POINTS)
-    with np.errstate(all="ignore"):  # a plugin's target may be undefined between its regions
-        line_true = np.asarray(cell.target.fn(line.points.astype(np.float32).astype(np.float64)), dtype=np.float64)[:, 0]
+    line_true = true_values_along(cell.target, line.points.astype(np.float32).astype(np.float64))
+    with np.errstate(all="ignore"):
         line_pred = model.predict(np.broadcast_to(line.points, (len(seeds), *line.points.shape)).astype(np.float32))
     lines = pd.DataFrame(
         {**ids, "seed": np.repeat(seeds, len(line.position)), "position": np.tile(line.position, len(seeds)),

@@ -19,14 +19,13 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-import traceback
 from collections.abc import Iterable
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from .errors import FuncbenchError
+from .errors import FuncbenchError, describe_exception
 from .registry import Entry, Registry
 
 ENTRY_POINT_GROUP = "funcbench.targets"
@@ -42,18 +41,18 @@ def load_registry(plugins: Iterable[str] = ()) -> Registry:
         origin = f"entry point '{ep.name}' ({ep.value})"
         try:
             loaded = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's, not ours
-            registry.problems.append(f"{origin}: failed to import: {_one_line(exc)}")
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure is the plugin's, not ours
+            registry.problems.append(f"{origin}: failed to import: {describe_exception(exc)}")
             continue
         _collect(registry, loaded, origin)
-    for spec in plugins:
+    for spec in dict.fromkeys(_canonical(p) for p in plugins):  # each plugin once, in order
         origin = f"plugin {spec}"
         try:
             module = import_plugin(spec)
         except FuncbenchError:
             raise
-        except Exception as exc:  # noqa: BLE001
-            registry.problems.append(f"{origin}: failed to import: {_one_line(exc)}")
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin calling sys.exit() is a failed import too
+            registry.problems.append(f"{origin}: failed to import: {describe_exception(exc)}")
             continue
         _collect(registry, module, origin)
     return registry
@@ -62,7 +61,7 @@ def load_registry(plugins: Iterable[str] = ()) -> Registry:
 def import_plugin(spec: str) -> ModuleType:
     """Import a plugin given as a file path or a module name."""
     path = Path(spec)
-    if spec.endswith(".py") or path.exists():
+    if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise FuncbenchError(f"plugin file '{spec}' does not exist; give a path to a .py file or a module name")
         # A name derived from the absolute path keeps two plugin files that
@@ -87,6 +86,12 @@ def import_plugin(spec: str) -> ModuleType:
         raise
 
 
+def _canonical(spec: str) -> str:
+    """A plugin file by its resolved path (so x.py and ./x.py are one plugin); a module by its name."""
+    path = Path(spec)
+    return str(path.resolve()) if spec.endswith(".py") and path.is_file() else spec
+
+
 def _collect(registry: Registry, loaded: object, origin: str, seen: set[int] | None = None) -> None:
     """Register every entry a plugin module (or package) defines at top level."""
     seen = set() if seen is None else seen
@@ -105,13 +110,3 @@ def _collect(registry: Registry, loaded: object, origin: str, seen: set[int] | N
                 _collect(registry, value, origin, seen)
         elif isinstance(value, Entry):
             _collect(registry, value, origin, seen)
-
-
-def _one_line(exc: BaseException) -> str:
-    """The exception and where in the plugin it was raised, on one line."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    if isinstance(exc, SyntaxError) and exc.filename:
-        where = f" ({Path(exc.filename).name}:{exc.lineno})"
-    message = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {message}{where}"

@@ -10,8 +10,11 @@ registers anything twice.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import math
+import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,10 +22,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .domains import Box, Region
+from .domains import Box, Region, diagonal_line
 from .errors import FuncbenchError, unknown_name
 
 Kind = Literal["target", "model"]
+#: What a name in a selection may look like; `all` and `default` select groups.
+SELECTABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+RESERVED_NAMES = ("all", "default")
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,49 @@ class Target:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.fn(x)
 
+    def describe(self) -> dict:
+        """Everything about the target but its code, as JSON-ready values.
+
+        Stored in run.json, so a report can be drawn without the plugin.
+        """
+        solution = self.linear_solution
+        line = diagonal_line(self.domain, self.extrapolation.values())
+        return {
+            "label": self.label,
+            "name": self.name,
+            "params": dict(self.params),
+            "description": self.description,
+            "inputs": list(self.inputs),
+            "domain": self.domain.describe(),
+            "extrapolation": {name: region.describe() for name, region in self.extrapolation.items()},
+            "probes": [list(p) for p in self.probes],
+            "linear_solution": None if solution is None else {"weights": list(solution.weights), "bias": solution.bias},
+            "line": {"origin": line.origin.tolist(), "direction": line.direction.tolist(),
+                     "from": float(line.position[0]), "to": float(line.position[-1])},
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of the target's definition, its function's code included.
+
+        Part of a cell's identity: editing a plugin's function or domains
+        makes new cells rather than reusing results of the old definition.
+        """
+        return stable_hash([self.describe(), code_fingerprint(self.fn)])
+
+
+def code_fingerprint(fn: Callable) -> str:
+    """The source of a function where Python can find it, else its bytecode and constants."""
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        return repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
+
+
+def stable_hash(payload: object) -> str:
+    """sha256 of a JSON rendering with sorted keys: equal payloads, equal hashes, across runs."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class Parameter:
@@ -124,6 +173,9 @@ class Entry:
             made = self.factory(**bound)
         except (ValueError, FuncbenchError) as exc:
             raise FuncbenchError(f"{self.kind} '{self.name}': {exc}") from None
+        expected = Target if self.kind == "target" else _model_spec_type()
+        if not isinstance(made, expected):
+            raise TypeError(f"its factory returned {type(made).__name__}, not a {expected.__name__}")
         changed = {k: v for k, v in bound.items() if v != known[k].default}
         label = self.name + (f"[{','.join(f'{k}={v}' for k, v in changed.items())}]" if changed else "")
         return replace(made, name=self.name, params=bound, label=label)
@@ -133,6 +185,12 @@ class Entry:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}
+
+
+def _model_spec_type() -> type:
+    from .models.base import ModelSpec  # models build on this module, so look it up late
+
+    return ModelSpec
 
 
 def target(
@@ -249,6 +307,12 @@ class Registry:
 
     def add(self, entry: Entry) -> None:
         table = self.targets if entry.kind == "target" else self.models
+        if not SELECTABLE_NAME.fullmatch(entry.name) or entry.name in RESERVED_NAMES:
+            self.problems.append(
+                f"{entry.origin}: {entry.kind} name '{entry.name}' cannot be selected on the command line; "
+                f"use letters, digits and _ . - (and not {' or '.join(RESERVED_NAMES)})"
+            )
+            return
         if entry.name in table:
             if table[entry.name].factory is entry.factory:
                 return  # the same definition reached twice, e.g. re-imported by another plugin

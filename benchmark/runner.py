@@ -19,10 +19,9 @@ import pandas as pd
 
 from . import __version__
 from .data import sample_splits
-from .domains import diagonal_line
+from .errors import describe_exception
 from .evaluate import evaluate_cell
 from .plan import Cell, Plan, RunConfig
-from .registry import Target
 from .store import SCHEMA_VERSION, RunStore
 from .train import train_cell
 
@@ -33,6 +32,7 @@ class RunOutcome:
     trained: int  # cells trained by this invocation
     reused: int  # cells found finished in the folder
     seconds: float
+    problems: list[str]  # targets that failed while being sampled, and were skipped
 
 
 def execute(
@@ -47,7 +47,8 @@ def execute(
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
     trained = reused = 0
-    store.write_json("run.json", run_metadata(plan, config, started, None))
+    problems: list[str] = []
+    store.write_json("run.json", run_metadata(plan, config, started, None, problems))
     for target in plan.targets:
         cells = [c for c in plan.cells if c.target is target]
         pending = [c for c in cells if force or not store.has_cell(c.id)]
@@ -58,14 +59,18 @@ def execute(
         if not pending:
             continue
         first = pending[0]
-        splits = sample_splits(target, first.seeds, first.samples, first.eval_samples)
+        try:
+            splits = sample_splits(target, first.seeds, first.samples, first.eval_samples)
+        except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
+            problems.append(f"target '{target.label}' failed while its data was drawn: {describe_exception(exc)}; it is skipped")
+            continue
         for cell in pending:
             store.write_cell(cell.id, evaluate_cell(train_cell(cell, splits), splits))
             trained += 1
             on_cell(cell, False)
-    tables = store.consolidate(c.id for c in plan.cells)
+    tables = store.consolidate(c.id for c in plan.cells if store.has_cell(c.id))
     finished = dt.datetime.now(dt.timezone.utc)
-    meta = run_metadata(plan, config, started, finished)
+    meta = run_metadata(plan, config, started, finished, problems)
     per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])
     meta["counts"] = {
         "cells": len(plan.cells),
@@ -75,10 +80,12 @@ def execute(
         "diverged_seeds": int((per_seed["status"] == "diverged").sum()),
     }
     store.write_json("run.json", meta)
-    return RunOutcome(tables, trained, reused, time.perf_counter() - clock)
+    return RunOutcome(tables, trained, reused, time.perf_counter() - clock, problems)
 
 
-def run_metadata(plan: Plan, config: RunConfig, started: dt.datetime, finished: dt.datetime | None) -> dict:
+def run_metadata(
+    plan: Plan, config: RunConfig, started: dt.datetime, finished: dt.datetime | None, problems: list[str]
+) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "funcbench_version": __version__,
@@ -86,13 +93,13 @@ def run_metadata(plan: Plan, config: RunConfig, started: dt.datetime, finished: 
         "started": started.isoformat(),
         "finished": finished.isoformat() if finished else None,
         "duration_seconds": (finished - started).total_seconds() if finished else None,
-        "targets": [describe_target(t) for t in plan.targets],
+        "targets": [t.describe() for t in plan.targets],
         "models": [
-            {"label": m.label, "name": m.name, "params": dict(m.params), "description": m.description,
-             "learning_rate": config.learning_rate or m.learning_rate}
-            for m in plan.models
+            {"label": c.model.label, "name": c.model.name, "params": dict(c.model.params),
+             "description": c.model.description, "learning_rate": c.settings.learning_rate}
+            for c in plan.cells[: len(plan.models)]  # the first target's cells: one per model
         ],
-        "problems": plan.problems,
+        "problems": plan.problems + problems,
         "versions": _versions(),
         "machine": {
             "platform": platform.platform(),
@@ -100,25 +107,6 @@ def run_metadata(plan: Plan, config: RunConfig, started: dt.datetime, finished: 
             "cpu_count": os.cpu_count(),
             "python": sys.version.split()[0],
         },
-    }
-
-
-def describe_target(target: Target) -> dict:
-    """What a report needs to know about a target without importing its plugin."""
-    solution = target.linear_solution
-    line = diagonal_line(target.domain, target.extrapolation.values())
-    return {
-        "label": target.label,
-        "name": target.name,
-        "params": dict(target.params),
-        "description": target.description,
-        "inputs": list(target.inputs),
-        "domain": target.domain.describe(),
-        "extrapolation": {name: region.describe() for name, region in target.extrapolation.items()},
-        "probes": [list(p) for p in target.probes],
-        "linear_solution": None if solution is None else {"weights": list(solution.weights), "bias": solution.bias},
-        "line": {"origin": line.origin.tolist(), "direction": line.direction.tolist(),
-                 "from": float(line.position[0]), "to": float(line.position[-1])},
     }
 
 

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 
 from .errors import FuncbenchError
+from .registry import SELECTABLE_NAME
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -40,7 +40,7 @@ def parse_selection(text: str, what: str = "selection") -> list[Selector]:
 
 
 def _one(text: str, what: str) -> tuple[Selector, str]:
-    match = _NAME.match(text)
+    match = SELECTABLE_NAME.match(text)
     if not match:
         raise FuncbenchError(f"{what}: '{text}' does not start with a name (letters, digits, _ . -)")
     name, rest = match.group(), text[match.end() :]

@@ -31,6 +31,10 @@ from .errors import FuncbenchError
 from .evaluate import CellResult
 
 SCHEMA_VERSION = 1
+# mkstemp and mkdtemp create private files (0600, 0700); a run folder is
+# meant to be shared and served like any other output, so apply the umask.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 TABLES = ("results", "probes", "params", "curves", "lines")
 PARTIAL = ".partial"
 
@@ -66,6 +70,7 @@ class RunStore:
     def write_cell(self, cell_id: str, result: CellResult) -> None:
         final = self.cells / cell_id
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{cell_id}-", dir=self.cells))
+        staging.chmod(0o777 & ~_UMASK)
         for table in TABLES:
             getattr(result, table).to_parquet(staging / f"{table}.parquet", index=False)
         if final.exists():  # recomputed with --force: the new result replaces the old
@@ -98,6 +103,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import TRAIN, Split
+from .checks import TRAIN
+from .data import Split
 from .models import Model
 from .plan import Cell
 

@@ -56,19 +56,24 @@ def test_list_targets_shows_every_builtin_with_its_domains(bench):
         (["--models", "mlp[width=64"], ["'[' without a closing ']'"]),
         (["--models", "mlp[width]"], ["'width' in 'mlp[width]' is not of the form key=value"]),
         (["--models", "mlp[height=3]"], ["model 'mlp' has no parameter 'height'", "width, depth, act"]),
-        (["--models", "mlp[width=0]"], ["width must be at least 1"]),
+        (["--models", "mlp[width=0]"], ["width must be between 1 and 65536"]),
+        (["--models", "mlp[width=100000000,depth=50]"], ["width must be between 1 and 65536"]),
+        (["--models", "mlp[depth=500]"], ["depth must be between 1 and 64"]),
         (["--models", "mlp[act=swish]"], ["'act' must be one of relu, tanh"]),
         (["--models", "linear[width=3]"], ["takes no parameters"]),
         (["--targets", "weighted_sum[n=1.5]"], ["'n' expects an integer"]),
         (["--targets", "weighted_sum[n=0]"], ["n must be between 1 and 1000"]),
         (["--targets", "addition,addition"], ["names addition twice"]),
         (["--targets", "weighted_sum,weighted_sum[n=5]"], ["names weighted_sum twice"]),
-        (["--seeds", "0"], ["--seeds must be at least 1"]),
-        (["--seeds", "-3"], ["--seeds must be at least 1"]),
-        (["--epochs", "0"], ["--epochs must be at least 1"]),
+        (["--seeds", "0"], ["--seeds must be between 1 and 10,000"]),
+        (["--seeds", "-3"], ["--seeds must be between 1 and 10,000"]),
+        (["--epochs", "0"], ["--epochs must be between 1 and"]),
+        (["--samples", "2000000000"], ["--samples must be between 1 and 10,000,000"]),
+        (["--eval-samples", "1"], ["--eval-samples must be between 2 and"]),
+        (["--run-id", "../elsewhere"], ["must be a plain folder name"]),
         (["--lr", "-0.1"], ["--lr must be a positive number"]),
         (["--lr", "nan"], ["--lr must be a positive number"]),
-        (["--batch-size", "0"], ["--batch-size must be at least 1"]),
+        (["--batch-size", "0"], ["--batch-size must be between 1 and"]),
         (["--seeds", "many"], ["'many' is not a valid integer"]),
         (["--device", "tpu"], ["unknown device 'tpu'"]),
         (["--no-such-option"], ["No such option"]),
@@ -76,6 +81,18 @@ def test_list_targets_shows_every_builtin_with_its_domains(bench):
 )
 def test_bad_input_is_one_line_and_exit_2(bench, args, fragments):
     assert_one_line_error(bench("run", *args), *fragments)
+
+
+def test_click_usage_errors_are_one_line_too(bench):
+    assert_one_line_error(bench("list"), "Missing argument", "Choose from: targets, models", "(see 'bench list --help')")
+    assert_one_line_error(bench("list", "things"), "'things' is not one of")
+    assert_one_line_error(bench("frobnicate"), "No such command 'frobnicate'")
+
+
+def test_bench_alone_shows_its_help(bench):
+    result = bench()
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout and "run" in result.stdout and "report" in result.stdout
 
 
 def test_cuda_without_a_gpu_says_so(bench):

@@ -151,3 +151,71 @@ def test_missing_plugin_file_is_a_usage_error(bench, tmp_path):
     assert_one_line_error(result, "nope.py", "does not exist")
     result = bench("list", "targets", "--plugin", "no_such_module_anywhere")
     assert_one_line_error(result, "no_such_module_anywhere", "neither a .py file nor an importable module")
+
+
+def plugin_with(tmp_path, body: str, name: str = "extra"):
+    return write_plugin(
+        tmp_path,
+        name=name,
+        body="import numpy as np\nfrom benchmark import Box, Target, near_and_far, target, target_family\n"
+        "D = Box.cube(1, 0.0, 1.0)\nREGIONS = near_and_far(D, 'low')\n" + textwrap.dedent(body),
+    )
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        # Passes the 256-point check, fails on the 1000 training samples.
+        ("@target(domain=D, extrapolation=REGIONS, description='late')\ndef late(x):\n"
+         "    if len(x) >= 500:\n        raise ArithmeticError('too many points')\n    return x\n",
+         "target 'late' failed while its data was drawn: ArithmeticError: too many points"),
+        ("@target(domain=D, extrapolation=REGIONS, description='bad probe', probes=[(-1,)])\ndef late(x):\n"
+         "    return np.sqrt(x)\n",
+         "target 'late' function fails on its probe points: returned NaN or infinite values"),
+        ("@target_family(description='typo')\ndef late(k: int = 2) -> Target:\n    return Target(fn=np.sin, domain=D.lower)\n",
+         "target 'late' cannot be built: AttributeError: 'Box' object has no attribute 'lower'"),
+        ("@target_family(description='forgot to return')\ndef late(k: int = 2) -> Target:\n    Target(fn=np.sin, domain=D, extrapolation=REGIONS, description='x')\n",
+         "target 'late' cannot be built: TypeError: its factory returned NoneType, not a Target"),
+        ("@target(domain=D, extrapolation=REGIONS, description='odd name', name='late one')\ndef late(x):\n    return x\n",
+         "target name 'late one' cannot be selected on the command line"),
+    ],
+    ids=["fails-late", "bad-probe", "factory-raises", "factory-returns-none", "bad-name"],
+)
+def test_plugin_faults_found_later_are_still_one_line(bench, tmp_path, body, message):
+    plugin = plugin_with(tmp_path, body)
+    result = bench("run", "--plugin", str(plugin), "--targets", "all", "--models", "linear", "--seeds", "1", "--epochs", "2")
+    assert result.exit_code == 1, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and message in warnings[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(set(result.table("results")["target"])) == 13  # every built-in still ran
+    assert message in " ".join(result.meta()["problems"])
+
+
+def test_a_plugin_that_calls_sys_exit_does_not_end_bench(bench, tmp_path):
+    plugin = plugin_with(tmp_path, "import sys\nsys.exit(3)\n")
+    result = bench("list", "targets", "--plugin", str(plugin))
+    assert result.exit_code == 1
+    assert "failed to import: SystemExit: 3" in result.stderr
+    assert "addition:" in result.stdout
+
+
+def test_the_same_plugin_given_twice_loads_once(bench, tmp_path, monkeypatch):
+    plugin = write_plugin(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = bench("list", "targets", "--plugin", str(plugin), "--plugin", f"./{plugin.name}")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("affine: 2u - 3v + 1") == 1
+
+
+def test_a_folder_is_not_a_plugin(bench, tmp_path):
+    assert_one_line_error(bench("list", "targets", "--plugin", str(tmp_path)), "neither a .py file nor an importable module")
+
+
+def test_editing_a_plugin_target_invalidates_its_cells(bench, tmp_path):
+    plugin = plugin_with(tmp_path, "@target(domain=D, extrapolation=REGIONS, description='f')\ndef f(x):\n    return 2 * x\n")
+    args = ("run", "--plugin", str(plugin), "--targets", "f", "--models", "linear", "--seeds", "1", "--epochs", "5")
+    assert "(1 trained, 0 reused)" in bench(*args).stdout
+    assert "(0 trained, 1 reused)" in bench(*args).stdout
+    plugin.write_text(plugin.read_text().replace("2 * x", "np.sin(5 * x)"))
+    assert "(1 trained, 0 reused)" in bench(*args).stdout

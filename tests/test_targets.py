@@ -5,7 +5,7 @@ import pytest
 
 from benchmark import Box, Shell, near_and_far
 from benchmark.data import sample_splits
-from benchmark.plan import check_target
+from benchmark.checks import check_target
 from benchmark.plugins import load_registry
 
 REGISTRY = load_registry()

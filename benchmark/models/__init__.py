@@ -32,10 +32,11 @@ def linear() -> ModelSpec:
 
 @model_family(description="multilayer perceptron; depth = hidden layers (default: 2 x 64, ReLU)")
 def mlp(width: int = 64, depth: int = 2, act: Literal["relu", "tanh", "gelu", "silu", "sigmoid"] = "relu") -> ModelSpec:
-    if width < 1:
-        raise ValueError(f"width must be at least 1, got {width}")
-    if depth < 1:
-        raise ValueError(f"depth must be at least 1, got {depth}")
+    # The upper bounds keep a typo from asking for terabytes of weights.
+    if not 1 <= width <= 65536:
+        raise ValueError(f"width must be between 1 and 65536, got {width}")
+    if not 1 <= depth <= 64:
+        raise ValueError(f"depth must be between 1 and 64, got {depth}")
 
     def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str) -> Model:
         widths = [len(inputs), *([width] * depth), 1]
