@@ -18,7 +18,7 @@ from . import __version__
 from .checks import check_target
 from .errors import FuncbenchError, describe_exception
 from .models import DEFAULT_MODELS, ModelSpec, TrainSettings
-from .registry import Entry, Kind, Registry, Target, stable_hash
+from .registry import Kind, Registry, Target, stable_hash
 from .selection import parse_selection
 
 
@@ -95,14 +95,13 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
     name that does not exist is the user's error and stops the run.
     """
     chosen_targets, target_problems = _select(registry, "target", config.targets)
-    chosen_models, model_problems = _select(registry, "model", config.models)
-    models = [model for _, model in chosen_models]
+    models, model_problems = _select(registry, "model", config.models)
     problems = registry.problems + target_problems + model_problems
     targets = []
-    for entry, made in chosen_targets:
+    for made in chosen_targets:
         problem = check_target(made)
         if problem:
-            problems.append(f"{entry.origin}: target '{made.label}' {problem}; it is skipped")
+            problems.append(f"{made.origin}: target '{made.label}' {problem}; it is skipped")
         else:
             targets.append(made)
     if not models:
@@ -126,8 +125,8 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
     return Plan(cells, targets, models, problems)
 
 
-def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[tuple[Entry, Any]], list[str]]:
-    """The entries a selection names, each with the target or model spec it configures.
+def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[str]]:
+    """The targets or model specs a selection configures, and the entries that could not be built.
 
     A name that does not exist, or a value the user gave that its factory
     refuses, stops the run. An entry that cannot be built from its own
@@ -143,14 +142,14 @@ def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[tuple[Entry
     made, problems = [], []
     for entry, params in chosen:
         try:
-            made.append((entry, entry.create(**params)))
+            made.append(entry.create(**params))
         except FuncbenchError as exc:
             if params:
                 raise
             problems.append(f"{entry.origin}: {kind} '{entry.name}' cannot be built: {exc}; it is skipped")
         except Exception as exc:  # noqa: BLE001 - a plugin's factory may raise anything
             problems.append(f"{entry.origin}: {kind} '{entry.name}' cannot be built: {describe_exception(exc)}; it is skipped")
-    labels = [m.label for _, m in made]
+    labels = [m.label for m in made]
     for label in labels:
         if labels.count(label) > 1:  # e.g. weighted_sum and weighted_sum[n=5], its default
             raise FuncbenchError(f"{kind} selection names {label} twice; give each once")

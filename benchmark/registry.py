@@ -63,6 +63,7 @@ class Target:
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    origin: str = ""  # the plugin that defined it, for messages
 
     def __post_init__(self) -> None:
         inputs = self.inputs or tuple(f"x{i + 1}" for i in range(self.domain.dim))
@@ -178,6 +179,8 @@ class Entry:
             raise TypeError(f"its factory returned {type(made).__name__}, not a {expected.__name__}")
         changed = {k: v for k, v in bound.items() if v != known[k].default}
         label = self.name + (f"[{','.join(f'{k}={v}' for k, v in changed.items())}]" if changed else "")
+        if self.kind == "target":
+            made = replace(made, origin=self.origin)
         return replace(made, name=self.name, params=bound, label=label)
 
     def __call__(self, **values: Any) -> Any:

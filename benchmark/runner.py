@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import __version__
 from .data import sample_splits
-from .errors import describe_exception
+from .errors import FuncbenchError, describe_exception
 from .evaluate import evaluate_cell
 from .plan import Cell, Plan, RunConfig
 from .store import SCHEMA_VERSION, RunStore
@@ -62,13 +62,19 @@ def execute(
         try:
             splits = sample_splits(target, first.seeds, first.samples, first.eval_samples)
         except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
-            problems.append(f"target '{target.label}' failed while its data was drawn: {describe_exception(exc)}; it is skipped")
+            problems.append(
+                f"{target.origin}: target '{target.label}' failed while its data was drawn: "
+                f"{describe_exception(exc)}; it is skipped"
+            )
             continue
         for cell in pending:
             store.write_cell(cell.id, evaluate_cell(train_cell(cell, splits), splits))
             trained += 1
             on_cell(cell, False)
-    tables = store.consolidate(c.id for c in plan.cells if store.has_cell(c.id))
+    finished_cells = [c.id for c in plan.cells if store.has_cell(c.id)]
+    if not finished_cells:
+        raise FuncbenchError("no target could be run: " + problems[-1])
+    tables = store.consolidate(finished_cells)
     finished = dt.datetime.now(dt.timezone.utc)
     meta = run_metadata(plan, config, started, finished, problems)
     per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])

@@ -187,6 +187,7 @@ def test_plugin_faults_found_later_are_still_one_line(bench, tmp_path, body, mes
     assert result.exit_code == 1, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and message in warnings[0], result.stderr
+    assert warnings[0].startswith(f"warning: plugin {plugin}: ")  # names the plugin
     assert "Traceback" not in result.stderr
     assert len(set(result.table("results")["target"])) == 13  # every built-in still ran
     assert message in " ".join(result.meta()["problems"])
