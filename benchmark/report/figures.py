@@ -98,7 +98,8 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
     high = max(positive.max(), low * 10) if positive.size else 1.0
     labels = grid.map(lambda v: "diverged" if np.isnan(v) else f"{v:.0e}" if v < 1e-2 or v >= 1e3 else f"{v:.2g}")
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(2.2 + 1.15 * len(models), 1.2 + 0.42 * len(targets)), layout="constrained")
+        # At least 3.2 inches tall, or the colour bar's label no longer fits.
+        fig = Figure(figsize=(2.6 + 1.15 * len(models), max(3.2, 1.2 + 0.42 * len(targets))), layout="constrained")
         ax = fig.subplots()
         with warnings.catch_warnings():
             # seaborn takes nanmin of the grid, which warns where every cell diverged.
@@ -106,12 +107,13 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
             sns.heatmap(
                 grid.clip(lower=low), ax=ax, norm=LogNorm(low, high), cmap="viridis", annot=labels, fmt="",
                 annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
-                cbar_kws={"label": "normalised MSE (median over seeds)"},
+                cbar_kws={"label": "normalised MSE, median over seeds"},
             )
         ax.set_title(f"{split.capitalize()} error: normalised MSE, target x model")
         ax.set_xlabel("model")
         ax.set_ylabel("target")
         ax.tick_params(axis="x", labelrotation=30)
+        ax.tick_params(axis="y", labelrotation=0)
         ax.grid(False)
         colourbar = ax.collections[0].colorbar.ax.yaxis
         colourbar.set_major_formatter(FuncFormatter(power_label))
