@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,12 +15,13 @@ from . import __version__
 from .errors import FuncbenchError, describe_exception
 from .plan import RunConfig, build_plan
 from .plugins import load_registry
-from .registry import SELECTABLE_NAME, Entry
+from .registry import Entry
 from .report import target_summary, write_report
 from .report.tables import format_point, format_solution
 from .store import RunStore, read_run
 
 DEFAULTS = RunConfig()
+RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 
 class BenchGroup(click.Group):
@@ -122,7 +124,7 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], **
 def list_entries(what: str, plugins: tuple[str, ...]) -> None:
     """Show every registered target or model family, plugins included."""
     registry = load_registry(plugins)
-    entries = registry.targets if what == "targets" else registry.models
+    entries = registry.table("target" if what == "targets" else "model")
     for entry in entries.values():
         click.echo(_describe_entry(entry))
     _warn(registry.problems)
@@ -146,8 +148,10 @@ def _warn(problems: list[str]) -> None:
 def _run_folder(run_id: str | None, config: RunConfig) -> str:
     if run_id is None:
         return f"run-{config.digest()}"
-    if not SELECTABLE_NAME.fullmatch(run_id) or run_id.startswith("."):
-        raise FuncbenchError(f"--run-id '{run_id}' must be a plain folder name (letters, digits, _ . -), not a path")
+    if not RUN_ID.fullmatch(run_id):
+        raise FuncbenchError(
+            f"--run-id '{run_id}' must be a plain folder name: letters, digits, _ . - and not starting with . or -"
+        )
     return run_id
 
 

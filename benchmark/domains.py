@@ -87,8 +87,7 @@ class Box:
         low, width = np.asarray(self.low), self.width
         if anchor == "low":
             return Box(tuple(low), tuple(low + factor * width))
-        centre = low + width / 2
-        return Box(tuple(centre - factor * width / 2), tuple(centre + factor * width / 2))
+        return Box(tuple(self.centre - factor * width / 2), tuple(self.centre + factor * width / 2))
 
     def describe(self) -> str:
         intervals = [f"[{_num(lo)}, {_num(hi)}]" for lo, hi in zip(self.low, self.high)]

@@ -47,12 +47,19 @@ def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarra
 
 def true_values_along(target, points: np.ndarray) -> np.ndarray:
     """The target along the report's line; NaN where it is undefined (between a plugin's regions, say)."""
-    try:
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
+        try:
             values = np.asarray(target.fn(points), dtype=np.float64).reshape(len(points))
-    except Exception:  # noqa: BLE001 - only drawn, never scored: a gap in the curve is the honest answer
-        return np.full(len(points), np.nan)
+        except Exception:  # noqa: BLE001 - only drawn, never scored: find the points where it fails
+            values = np.array([_true_value_at(target, point) for point in points])
     return np.where(np.isfinite(values), values, np.nan)
+
+
+def _true_value_at(target, point: np.ndarray) -> float:
+    try:
+        return float(np.asarray(target.fn(point[None, :]), dtype=np.float64).reshape(-1)[0])
+    except Exception:  # noqa: BLE001 - a gap in the curve is the honest answer
+        return np.nan
 
 
 def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:

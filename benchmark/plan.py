@@ -18,7 +18,7 @@ from . import __version__
 from .checks import check_target
 from .errors import FuncbenchError, describe_exception
 from .models import DEFAULT_MODELS, ModelSpec, TrainSettings
-from .registry import Kind, Registry, Target, stable_hash
+from .registry import Kind, Registry, Target, code_fingerprint, stable_hash
 from .selection import parse_selection
 
 
@@ -70,7 +70,8 @@ class Cell:
         return stable_hash(
             {
                 "target": self.target.fingerprint(),
-                "model": [self.model.name, dict(self.model.params), self.model.description],
+                "model": [self.model.name, dict(self.model.params), self.model.description,
+                          code_fingerprint(self.model.build)],
                 "seeds": list(self.seeds),
                 "settings": asdict(self.settings),
                 "samples": [self.samples, self.eval_samples],
@@ -132,7 +133,7 @@ def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[
     refuses, stops the run. An entry that cannot be built from its own
     defaults is the plugin's fault: it becomes a problem and is skipped.
     """
-    table = registry.targets if kind == "target" else registry.models
+    table = registry.table(kind)
     if text.strip() == "all":
         chosen = [(entry, {}) for entry in table.values()]
     else:

@@ -186,9 +186,6 @@ class Entry:
     def __call__(self, **values: Any) -> Any:
         return self.create(**values)
 
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.parameters}
-
 
 def _model_spec_type() -> type:
     from .models.base import ModelSpec  # models build on this module, so look it up late
@@ -308,8 +305,11 @@ class Registry:
     models: dict[str, Entry] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
+    def table(self, kind: Kind) -> dict[str, Entry]:
+        return self.targets if kind == "target" else self.models
+
     def add(self, entry: Entry) -> None:
-        table = self.targets if entry.kind == "target" else self.models
+        table = self.table(entry.kind)
         if not SELECTABLE_NAME.fullmatch(entry.name) or entry.name in RESERVED_NAMES:
             self.problems.append(
                 f"{entry.origin}: {entry.kind} name '{entry.name}' cannot be selected on the command line; "
@@ -317,7 +317,8 @@ class Registry:
             )
             return
         if entry.name in table:
-            if table[entry.name].factory is entry.factory:
+            known = table[entry.name]
+            if known.factory is entry.factory and known.parameters == entry.parameters:
                 return  # the same definition reached twice, e.g. re-imported by another plugin
             first = table[entry.name].origin
             self.problems.append(
@@ -328,7 +329,7 @@ class Registry:
         table[entry.name] = entry
 
     def entry(self, kind: Kind, name: str) -> Entry:
-        table = self.targets if kind == "target" else self.models
+        table = self.table(kind)
         if name not in table:
             raise unknown_name(kind, name, table)
         return table[name]

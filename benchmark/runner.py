@@ -12,7 +12,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 
 import pandas as pd
@@ -20,7 +20,7 @@ import pandas as pd
 from . import __version__
 from .data import sample_splits
 from .errors import FuncbenchError, describe_exception
-from .evaluate import evaluate_cell
+from .evaluate import DIVERGED, evaluate_cell
 from .plan import Cell, Plan, RunConfig
 from .store import SCHEMA_VERSION, RunStore
 from .train import train_cell
@@ -71,19 +71,21 @@ def execute(
             store.write_cell(cell.id, evaluate_cell(train_cell(cell, splits), splits))
             trained += 1
             on_cell(cell, False)
-    finished_cells = [c.id for c in plan.cells if store.has_cell(c.id)]
+    finished_cells = [c for c in plan.cells if store.has_cell(c.id)]
     if not finished_cells:
         raise FuncbenchError("no target could be run: " + problems[-1])
-    tables = store.consolidate(finished_cells)
+    tables = store.consolidate(c.id for c in finished_cells)
+    # A target skipped while its data was drawn is in the problems, not the report.
+    ran = replace(plan, targets=[t for t in plan.targets if any(c.target is t for c in finished_cells)])
     finished = dt.datetime.now(dt.timezone.utc)
-    meta = run_metadata(plan, config, started, finished, problems)
+    meta = run_metadata(ran, config, started, finished, problems)
     per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])
     meta["counts"] = {
-        "cells": len(plan.cells),
+        "cells": len(finished_cells),
         "cells_trained": trained,
         "cells_reused": reused,
         "seeds": config.seeds,
-        "diverged_seeds": int((per_seed["status"] == "diverged").sum()),
+        "diverged_seeds": int((per_seed["status"] == DIVERGED).sum()),
     }
     store.write_json("run.json", meta)
     return RunOutcome(tables, trained, reused, time.perf_counter() - clock, problems)

@@ -191,6 +191,9 @@ def test_plugin_faults_found_later_are_still_one_line(bench, tmp_path, body, mes
     assert "Traceback" not in result.stderr
     assert len(set(result.table("results")["target"])) == 13  # every built-in still ran
     assert message in " ".join(result.meta()["problems"])
+    # A skipped target has no page, row or heatmap cell in the report.
+    assert "late" not in [t["label"] for t in result.meta()["targets"]]
+    assert not (result.run_dir / "targets" / "late.html").exists()
 
 
 def test_a_plugin_that_calls_sys_exit_does_not_end_bench(bench, tmp_path):
@@ -220,3 +223,19 @@ def test_editing_a_plugin_target_invalidates_its_cells(bench, tmp_path):
     assert "(0 trained, 1 reused)" in bench(*args).stdout
     plugin.write_text(plugin.read_text().replace("2 * x", "np.sin(5 * x)"))
     assert "(1 trained, 0 reused)" in bench(*args).stdout
+
+
+def test_a_target_undefined_between_its_regions_leaves_a_gap_in_the_curve(bench, tmp_path):
+    """Scored only on its domain and regions, a target may be undefined elsewhere on the report's line."""
+    plugin = plugin_with(
+        tmp_path,
+        "@target(domain=D, extrapolation=REGIONS, description='gap')\ndef gap(x):\n"
+        "    if ((x > 3) & (x < 9)).any():\n        raise ValueError('undefined between 3 and 9')\n    return x\n",
+    )
+    result = bench("run", "--plugin", str(plugin), "--targets", "gap", "--models", "linear", "--seeds", "1", "--epochs", "5")
+    assert result.exit_code == 0, result.stderr
+    lines = result.table("lines")
+    inside_gap = (lines["position"] > 3.05 - 0.5) & (lines["position"] < 8.95 - 0.5)  # positions are from the centre, 0.5
+    assert lines.loc[inside_gap, "y_true"].isna().all() and inside_gap.any()
+    assert lines.loc[~inside_gap & ((lines["position"] < 2) | (lines["position"] > 9)), "y_true"].notna().all()
+    assert (result.run_dir / "targets" / "gap.html").is_file()

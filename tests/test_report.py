@@ -149,7 +149,7 @@ def test_verdict_thresholds():
     assert verdict(1e-9, 0.5) == "fits inside the range only"
     assert verdict(5e-3, 5e-3) == "fits inside the range only"
     assert verdict(0.2, 0.1) == "fails"
-    assert verdict(float("nan"), float("nan")) == "diverged"
+    assert verdict(float("nan"), float("nan")) == "undefined (constant target)"
 
 
 def test_aggregation_takes_the_worst_region_and_skips_diverged_seeds():

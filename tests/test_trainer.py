@@ -81,6 +81,8 @@ def test_a_diverging_run_completes_and_says_so(bench):
     assert result.meta()["counts"]["diverged_seeds"] == 2
     assert "2 / 2" in (result.run_dir / "index.html").read_text()
     assert "(all diverged)" in result.stdout
+    heatmap = (result.run_dir / "figures" / "heatmap-extrapolation.svg").read_text()
+    assert "diverged" in heatmap  # seaborn leaves NaN cells blank; the report writes the word in them
 
 
 def test_training_loss_falls_for_every_family(registry):

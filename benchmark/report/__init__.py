@@ -29,6 +29,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from ..evaluate import OK
 from ..store import TABLES, atomic_write
 from .figures import heatmap, learning_figure, palette, prediction_figure, save
 from .tables import (
@@ -152,13 +153,13 @@ def page_names(labels: list[str]) -> dict[str, str]:
 def finite_seeds(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """The lines and curves of seeds that did not diverge (diverged ones are counted, not drawn)."""
     keys = ["target", "model", "seed"]
-    good = tables["results"].loc[tables["results"]["status"] == "ok", keys].drop_duplicates()
+    good = tables["results"].loc[tables["results"]["status"] == OK, keys].drop_duplicates()
     return {name: tables[name].merge(good, on=keys) for name in ("lines", "curves")}
 
 
 def target_metrics(results: pd.DataFrame) -> pd.DataFrame:
     """Per model and split: medians over non-diverged seeds of every error metric."""
-    ok = results[results["status"] == "ok"]
+    ok = results[results["status"] == OK]
     table = ok.groupby(["model", "split"], sort=False).agg(
         mse=("mse", "median"), nmse=("nmse", "median"),
         nmse_q25=("nmse", lambda s: s.quantile(0.25)), nmse_q75=("nmse", lambda s: s.quantile(0.75)),

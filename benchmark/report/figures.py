@@ -96,7 +96,7 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
     # Errors below float32's resolution differ only by rounding noise: clamp them.
     low = max(positive.min(), 1e-16) if positive.size else 1e-16
     high = max(positive.max(), low * 10) if positive.size else 1.0
-    labels = grid.map(lambda v: "diverged" if np.isnan(v) else f"{v:.0e}" if v < 1e-2 or v >= 1e3 else f"{v:.2g}")
+    labels = grid.map(lambda v: "" if np.isnan(v) else f"{v:.0e}" if v < 1e-2 or v >= 1e3 else f"{v:.2g}")
     with matplotlib.rc_context(STYLE):
         # At least 3.2 inches tall, or the colour bar's label no longer fits.
         fig = Figure(figsize=(2.6 + 1.15 * len(models), max(3.2, 1.2 + 0.42 * len(targets))), layout="constrained")
@@ -109,6 +109,8 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
                 annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
                 cbar_kws={"label": "normalised MSE, median over seeds"},
             )
+        for row, column in zip(*np.nonzero(grid.isna().to_numpy())):  # seaborn leaves NaN cells blank
+            ax.text(column + 0.5, row + 0.5, "diverged", ha="center", va="center", fontsize=8, color="#b42318")
         ax.set_title(f"{split.capitalize()} error: normalised MSE, target x model")
         ax.set_xlabel("model")
         ax.set_ylabel("target")
@@ -152,8 +154,9 @@ def prediction_figure(target: dict, lines: pd.DataFrame, colours: dict) -> Figur
             error.plot(abs_error.index, abs_error.clip(lower=1e-12).to_numpy(), color=colour, lw=1.3, label=model,
                        gid=f"error {model}")
         # Predictions can run off by orders of magnitude; keep the true function's range in view.
-        span = np.nanmax(truth) - np.nanmin(truth) or 1.0
-        curve.set_ylim(np.nanmin(truth) - 0.5 * span, np.nanmax(truth) + 0.5 * span)
+        if truth.notna().any():
+            span = truth.max() - truth.min() or 1.0
+            curve.set_ylim(truth.min() - 0.5 * span, truth.max() + 0.5 * span)
         # Linear across the training domain and the near region, logarithmic
         # beyond, so the fit inside and the behaviour far outside both show.
         half = max(abs(inside.min()), abs(inside.max())) if len(inside) else 1.0

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
+from ..evaluate import DIVERGED, OK
+
 LINEAR = "linear"
 
 #: nmse at or below which a fit counts as exact (float32 arithmetic reaches ~1e-13).
@@ -25,9 +27,10 @@ VERDICTS = {
     "inside": "fits inside the range only",
     "fails": "fails",
     "diverged": "diverged",
+    "undefined": "undefined (constant target)",
 }
 #: The CSS class of each verdict's text (diverged reads as a failure).
-VERDICT_STYLES = {text: "fails" if key == "diverged" else key for key, text in VERDICTS.items()}
+VERDICT_STYLES = {text: "fails" if key in ("diverged", "undefined") else key for key, text in VERDICTS.items()}
 
 
 def per_seed_errors(results: pd.DataFrame) -> pd.DataFrame:
@@ -42,24 +45,27 @@ def per_seed_errors(results: pd.DataFrame) -> pd.DataFrame:
 def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Per (target, model): median and quartiles over non-diverged seeds, seed counts, verdict."""
     seeds = per_seed_errors(results)
-    ok = seeds[seeds["status"] == "ok"].groupby(["target", "model"], sort=False)
+    ok = seeds[seeds["status"] == OK].groupby(["target", "model"], sort=False)
     stats = {}
     for split in ("interpolation", "extrapolation"):
         stats[split] = ok[split].median()
         stats[f"{split} q25"] = ok[split].quantile(0.25)
         stats[f"{split} q75"] = ok[split].quantile(0.75)
     counts = seeds.groupby(["target", "model"], sort=False).agg(
-        seeds=("seed", "size"), diverged=("status", lambda s: int((s == "diverged").sum()))
+        seeds=("seed", "size"), diverged=("status", lambda s: int((s == DIVERGED).sum()))
     )
     summary = counts.join(pd.DataFrame(stats)).reset_index()
-    summary["verdict"] = [verdict(i, e) for i, e in zip(summary["interpolation"], summary["extrapolation"])]
+    summary["verdict"] = [
+        VERDICTS["diverged"] if d == n else verdict(i, e)
+        for i, e, d, n in zip(summary["interpolation"], summary["extrapolation"], summary["diverged"], summary["seeds"])
+    ]
     return summary
 
 
 def verdict(interpolation: float, extrapolation: float) -> str:
     """In words: is the fit exact everywhere, good inside the range only, or poor?"""
     if np.isnan(interpolation):
-        return VERDICTS["diverged"]
+        return VERDICTS["undefined"]  # nmse has no meaning where the target is constant
     if interpolation <= EXACT and extrapolation <= EXACT:
         return VERDICTS["exact"]
     if interpolation <= FITS:
@@ -152,17 +158,6 @@ def leaderboard(cells: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
             "verdict": ordered["verdict"],
         }
     )
-
-
-def split_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Median nmse per (target, model) with one column per split, in run order."""
-    ok = results[results["status"] == "ok"]
-    order = list(dict.fromkeys(results["split"]))
-    medians = ok.pivot_table(index=["target", "model"], columns="split", values="nmse", aggfunc="median", sort=False)
-    medians = medians.reindex(columns=[s for s in order if s in medians.columns])
-    cells = cell_summary(results).set_index(["target", "model"])
-    diverged = (cells["diverged"].astype(str) + " / " + cells["seeds"].astype(str)).rename("diverged")
-    return cells[[]].join(medians).join(diverged).reset_index()
 
 
 def target_table(meta: dict) -> pd.DataFrame:
