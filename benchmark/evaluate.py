@@ -45,6 +45,12 @@ def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarra
     return {"mse": mse, "nmse": nmse, "max_abs_error": np.max(np.abs(error), axis=(-2, -1))}
 
 
+def predict_everywhere(model, points: np.ndarray, seeds: int) -> np.ndarray:
+    """Every member's predictions (seeds, n) at the same points (n, d)."""
+    with np.errstate(all="ignore"):  # diverged members predict NaN or inf
+        return model.predict(np.broadcast_to(points, (seeds, *points.shape)).copy())[:, :, 0]
+
+
 def true_values_along(target, points: np.ndarray) -> np.ndarray:
     """The target along the report's line; NaN where it is undefined (between a plugin's regions, say)."""
     with np.errstate(all="ignore"):
@@ -83,8 +89,7 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
     if cell.target.probes:
         points = np.asarray(cell.target.probes, dtype=np.float32)
         y_true = evaluate_target(cell.target, points.astype(np.float64))[:, 0]
-        with np.errstate(all="ignore"):
-            y_pred = model.predict(np.broadcast_to(points, (len(seeds), *points.shape)).copy())[:, :, 0]
+        y_pred = predict_everywhere(model, points, len(seeds))
         probes = pd.DataFrame(
             [
                 {**ids, "seed": seed, "x": points[i].astype(np.float64).tolist(), "y_true": y_true[i], "y_pred": y_pred[s, i]}
@@ -104,12 +109,11 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
 
     line = diagonal_line(cell.target.domain, cell.target.extrapolation.values(), LINE_POINTS)
     line_true = true_values_along(cell.target, line.points.astype(np.float32).astype(np.float64))
-    with np.errstate(all="ignore"):
-        line_pred = model.predict(np.broadcast_to(line.points, (len(seeds), *line.points.shape)).astype(np.float32))
+    line_pred = predict_everywhere(model, line.points.astype(np.float32), len(seeds))
     lines = pd.DataFrame(
         {**ids, "seed": np.repeat(seeds, len(line.position)), "position": np.tile(line.position, len(seeds)),
          "distance": np.tile(line.distance, len(seeds)), "y_true": np.tile(line_true, len(seeds)),
-         "y_pred": line_pred[:, :, 0].reshape(-1)}
+         "y_pred": line_pred.reshape(-1)}
     )
 
     epochs = trained.losses.shape[1]

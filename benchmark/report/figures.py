@@ -8,6 +8,7 @@ as text) and PDF (for papers).
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,12 +81,14 @@ def palette(models: Sequence[str]) -> dict[str, tuple[float, float, float]]:
 def save(fig: Figure, folder: Path, stem: str) -> str:
     """Write fig as STEM.svg and STEM.pdf; return the SVG markup to embed."""
     folder.mkdir(parents=True, exist_ok=True)
+    svg = io.StringIO()
     with matplotlib.rc_context(STYLE):
         # No creation date in the files: the same run gives the same bytes.
-        fig.savefig(folder / f"{stem}.svg", metadata={"Date": None})
+        fig.savefig(svg, format="svg", metadata={"Date": None})
         fig.savefig(folder / f"{stem}.pdf", metadata={"CreationDate": None})
-    svg = (folder / f"{stem}.svg").read_text(encoding="utf-8")
-    return svg[svg.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
+    (folder / f"{stem}.svg").write_text(svg.getvalue(), encoding="utf-8")
+    markup = svg.getvalue()
+    return markup[markup.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
 
 
 def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Sequence[str]) -> Figure:
