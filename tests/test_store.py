@@ -8,7 +8,6 @@ import sys
 import time
 
 import pandas as pd
-import pytest
 
 from benchmark.store import TABLES
 from conftest import assert_one_line_error

@@ -128,7 +128,6 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
 
 def prediction_figure(target: dict, lines: pd.DataFrame, colours: dict) -> Figure:
     """The true function and each model along the target's diagonal line, and the error against distance."""
-    line = target["line"]
     with matplotlib.rc_context(STYLE):
         # Fixed margins rather than constrained layout, which re-measured every
         # label on each save and cost more than drawing the figure.
