@@ -2,7 +2,7 @@
 
 The public API a plugin needs::
 
-    from benchmark import Box, Shell, near_and_far, target, target_family
+    from benchmark import Box, Shell, near_and_far, target, target_family, suite
 
 Everything else (planning, training, storing, reporting) is reachable from
 its module and from the ``bench`` command.
@@ -10,7 +10,10 @@ its module and from the ``bench`` command.
 
 __version__ = "0.1.0"
 
-from .domains import Box, Shell, near_and_far  # noqa: E402
-from .registry import LinearSolution, Target, model_family, preset, target, target_family  # noqa: E402
+from .domains import Box, Intervals, Shell, near_and_far  # noqa: E402
+from .registry import LinearSolution, Suite, Target, model_family, preset, suite, target, target_family  # noqa: E402
 
-__all__ = ["Box", "Shell", "near_and_far", "LinearSolution", "Target", "target", "target_family", "model_family", "preset", "__version__"]
+__all__ = [
+    "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
+    "target", "target_family", "model_family", "preset", "suite", "__version__",
+]

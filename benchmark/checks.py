@@ -37,8 +37,8 @@ def check_target(target: Target) -> str | None:
     d = target.dim
     if len(target.inputs) != d:
         return f"names {len(target.inputs)} inputs but its domain has {d} dimensions"
-    if len(target.extrapolation) < 2:
-        return "needs at least two extrapolation regions (say, near and far)"
+    if not target.extrapolation:
+        return "needs at least one extrapolation region"
     for name, region in target.extrapolation.items():
         if name in (TRAIN, INTERPOLATION):
             return f"names an extrapolation region '{name}', which is reserved; rename it"

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import FuncbenchError, describe_exception
-from .plan import RunConfig, build_plan
+from .plan import RunConfig, build_plan, resolve_config
 from .plugins import load_registry
 from .registry import Entry
 from .report import target_summary, write_report
@@ -57,25 +57,36 @@ def cli() -> None:
     """funcbench: train model families on target functions, measure how far they extrapolate."""
 
 
+def _default(name: str) -> str:
+    value = getattr(DEFAULTS, name)
+    return "each family's own" if value is None else str(value)
+
+
 @cli.command()
-@click.option("--targets", default=DEFAULTS.targets, show_default=True, help="'all' or a comma list, e.g. 'addition,weighted_sum[n=10]'.")
-@click.option("--models", default=DEFAULTS.models, show_default=True, help="'default', 'all' or a comma list, e.g. 'linear,mlp[width=128]'.")
-@click.option("--seeds", type=int, default=DEFAULTS.seeds, show_default=True, help="Seeds 0..N-1, trained together per cell.")
-@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
+@click.option("--suite", default=None, help="A published protocol or other named study (see 'bench list suites'); options given here override its settings.")
+@click.option("--targets", default=None, show_default=_default("targets"), help="'all' or a comma list, e.g. 'addition,weighted_sum[n=10]'.")
+@click.option("--models", default=None, show_default=_default("models"), help="'default', 'all' or a comma list, e.g. 'linear,mlp[width=128]'.")
+@click.option("--seeds", type=int, default=None, show_default=_default("seeds"), help="Seeds 0..N-1, trained together per cell.")
+@click.option("--epochs", type=int, default=None, show_default=_default("epochs"), help="Passes over the fixed training set (when --steps is 0).")
+@click.option("--steps", type=int, default=None, show_default=_default("steps"), help="Train by this many steps, each on a fresh batch, keeping the best validation checkpoint; 0 trains by --epochs.")
+@click.option("--eval-every", type=int, default=None, show_default=_default("eval_every"), help="Steps between evaluations of every split during training; 0: about 20 per training.")
+@click.option("--reg-start", type=int, default=None, help="Step at which the arithmetic units' sparsity regulariser starts to ramp up [default: 40% of the steps].")
+@click.option("--reg-end", type=int, default=None, help="Step at which it reaches full strength [default: 70% of the steps].")
 @click.option("--lr", "learning_rate", type=float, default=None, help="Adam learning rate for every model [default: each family's own].")
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
-@click.option("--samples", type=int, default=DEFAULTS.samples, show_default=True, help="Training samples per seed.")
-@click.option("--eval-samples", type=int, default=DEFAULTS.eval_samples, show_default=True, help="Fresh samples per seed and evaluation split.")
-@click.option("--device", default=DEFAULTS.device, show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=int, default=None, show_default=_default("batch_size"))
+@click.option("--samples", type=int, default=None, show_default=_default("samples"), help="Training samples per seed (the fixed training set).")
+@click.option("--eval-samples", type=int, default=None, show_default=_default("eval_samples"), help="Fresh samples per seed and evaluation split.")
+@click.option("--device", default=None, show_default=_default("device"), help="cpu, cuda or cuda:N.")
 @click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Folder that holds the run folders.")
 @click.option("--run-id", default=None, help="Name of the run folder [default: a hash of the configuration, so rerunning resumes].")
 @click.option("--force", is_flag=True, help="Recompute cells already present in the run folder.")
-def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], **options) -> None:
+def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], suite: str | None, **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
-    config = RunConfig(plugins=plugins, **options)
+    given = {name: value for name, value in options.items() if value is not None}
+    registry = load_registry(plugins)
+    config = resolve_config(registry, suite, {**given, "plugins": plugins})
     _check_device(config.device)
-    registry = load_registry(config.plugins)
     try:
         plan = build_plan(registry, config)
     except FuncbenchError:
@@ -119,12 +130,12 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], **
 
 
 @cli.command(name="list")
-@click.argument("what", type=click.Choice(["targets", "models"]))
+@click.argument("what", type=click.Choice(["targets", "models", "suites"]))
 @click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets (repeatable).")
 def list_entries(what: str, plugins: tuple[str, ...]) -> None:
-    """Show every registered target or model family, plugins included."""
+    """Show every registered target, model family or suite, plugins included."""
     registry = load_registry(plugins)
-    entries = registry.table("target" if what == "targets" else "model")
+    entries = registry.table(what[:-1])  # type: ignore[arg-type]
     for entry in entries.values():
         click.echo(_describe_entry(entry))
     _warn(registry.problems)
@@ -171,6 +182,11 @@ def _describe_entry(entry: Entry) -> str:
                 lines.append(f"    probes: {', '.join(format_point(p) for p in t.probes)}")
             if t.linear_solution is not None:
                 lines.append(f"    exact linear solution: {format_solution(t.describe()['linear_solution'])}")
+    if entry.kind == "suite":
+        made = entry.create()
+        lines.append(f"    targets {made.targets}")
+        lines.append(f"    models {made.models}")
+        lines.append("    " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in made.settings.items()))
     lines.append(f"    from {entry.origin}")
     return "\n".join(lines)
 

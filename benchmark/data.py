@@ -10,7 +10,7 @@ for what the model is actually shown.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +35,30 @@ def sample_splits(target: Target, seeds: Sequence[int], n_train: int, n_eval: in
     for name, kind, region, n in regions:
         xs = [region.sample(n, _stream(seed, target.label, name)) for seed in seeds]
         x = np.stack(xs).astype(np.float32)
-        y = np.stack([evaluate_target(target, xi.astype(np.float64)) for xi in x])
+        y = np.stack([evaluate_target(target.at_seed(seed), xi.astype(np.float64)) for seed, xi in zip(seeds, x)])
         splits.append(Split(name, kind, x, y))
     return splits
+
+
+def fresh_batches(target: Target, seeds: Sequence[int], batch_size: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
+    """A source of new training batches: `draw(k)` gives the next k steps, (k, seeds, batch, d) and labels.
+
+    Each seed draws from its own stream, in the same order whatever k, so
+    its training data does not depend on how the steps are chunked or on
+    the other seeds.
+    """
+    streams = [_stream(seed, target.label, "fresh") for seed in seeds]
+    seeded = [target.at_seed(seed) for seed in seeds]
+
+    def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for t, rng in zip(seeded, streams):
+            x = target.domain.sample(k * batch_size, rng).astype(np.float32)
+            xs.append(x.reshape(k, batch_size, -1))
+            ys.append(evaluate_target(t, x.astype(np.float64)).reshape(k, batch_size, 1))
+        return np.stack(xs, axis=1), np.stack(ys, axis=1)
+
+    return draw
 
 
 def _stream(seed: int, target_label: str, split: str) -> np.random.Generator:

@@ -141,6 +141,52 @@ class Shell:
         return f"{self.outer.describe()} outside {self.inner.describe()}"
 
 
+@dataclass(frozen=True)
+class Intervals:
+    """Points whose every coordinate lies in a union of intervals, e.g. ([-6, -2] u [2, 6])^d.
+
+    Sampled coordinate by coordinate, uniform on the union (an interval is
+    picked with probability proportional to its length): the extrapolation
+    range U[-6, -2] u U[2, 6] of the single-layer arithmetic benchmark.
+    """
+
+    parts: tuple[tuple[float, float], ...]
+    dim: int
+
+    def __post_init__(self) -> None:
+        parts = tuple(sorted((float(lo), float(hi)) for lo, hi in self.parts))
+        object.__setattr__(self, "parts", parts)
+        if not parts or self.dim < 1:
+            raise ValueError("intervals need at least one interval and one dimension")
+        if any(not (np.isfinite(lo) and np.isfinite(hi) and lo < hi) for lo, hi in parts):
+            raise ValueError(f"every interval must be finite with low below high; got {parts}")
+        if any(a[1] > b[0] for a, b in zip(parts, parts[1:])):
+            raise ValueError(f"intervals must not overlap; got {parts}")
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        low = np.array([lo for lo, _ in self.parts])
+        width = np.array([hi - lo for lo, hi in self.parts])
+        if len(self.parts) == 1:
+            return low[0] + width[0] * rng.random((n, self.dim))
+        which = rng.choice(len(self.parts), size=(n, self.dim), p=width / width.sum())
+        return low[which] + width[which] * rng.random((n, self.dim))
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        inside = np.zeros(x.shape, dtype=bool)
+        for lo, hi in self.parts:
+            inside |= (x >= lo) & (x <= hi)
+        return np.all(inside, axis=1)
+
+    def bounds(self) -> Box:
+        return Box.cube(self.dim, self.parts[0][0], self.parts[-1][1])
+
+    def describe(self) -> str:
+        union = " u ".join(f"[{_num(lo)}, {_num(hi)}]" for lo, hi in self.parts)
+        if len(self.parts) > 1:
+            union = f"({union})"
+        return union if self.dim == 1 else f"{union}^{self.dim}"
+
+
 @dataclass(frozen=True, eq=False)
 class Line:
     """Points along a straight line through a training domain and out past its regions."""

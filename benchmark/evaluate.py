@@ -3,6 +3,9 @@
 nmse is the MSE divided by the variance of the target on the same split, so
 that 1.0 means "no better than predicting the split's mean" whatever the
 target's scale; a split on which the target is constant has no nmse (NaN).
+nalu_score is the NALU paper's 100 x MSE / MSE of the untrained models (the
+median over the cell's seeds at initialisation), so 0 is perfect and 100 no
+better than random initial weights.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import pandas as pd
 from .checks import evaluate_target
 from .data import Split
 from .domains import diagonal_line
+from .formula import is_exact
 from .train import TrainedCell
 
 #: Points along each target's diagonal line (see `domains.diagonal_line`).
 LINE_POINTS = 512
+#: Points per split on which a learned formula is compared with the target.
+FORMULA_CHECK_POINTS = 256
 
 OK = "ok"
 DIVERGED = "diverged"
@@ -33,6 +39,8 @@ class CellResult:
     params: pd.DataFrame
     curves: pd.DataFrame
     lines: pd.DataFrame
+    evaluations: pd.DataFrame
+    formulas: pd.DataFrame
 
 
 def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray]:
@@ -68,8 +76,9 @@ def _true_value_at(target, point: np.ndarray) -> float:
         return np.nan
 
 
-def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
-    cell, model = trained.cell, trained.model
+def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.DataFrame | None = None) -> CellResult:
+    """Score a trained cell. `thresholds` (seed, split, threshold) are the success thresholds, if the target has them."""
+    cell, model, log = trained.cell, trained.model, trained.log
     seeds = np.asarray(cell.seeds)
     ids = {"target": cell.target.label, "model": cell.model.label}
     status = np.where(trained.diverged, DIVERGED, OK)
@@ -78,21 +87,28 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
     for split in splits:
         with np.errstate(all="ignore"):  # diverged members predict NaN or inf
             metrics = error_metrics(split.y, model.predict(split.x))
+            initial = log.monitored.get(split.name, np.full((len(seeds), 1), np.nan))[:, 0]
+            nalu_score = 100 * metrics["mse"] / np.median(initial)
+        threshold = np.full(len(seeds), np.nan)
+        if thresholds is not None:
+            known = thresholds[thresholds["split"] == split.name].set_index("seed")["threshold"]
+            threshold = known.reindex(seeds).to_numpy(dtype=np.float64)
         results.append(
             pd.DataFrame(
                 {**ids, "seed": seeds, "split": split.name, "split_kind": split.kind, **metrics,
-                 "status": status, "train_seconds": trained.seconds, "cell": cell.id}
+                 "initial_mse": initial, "nalu_score": nalu_score, "threshold": threshold,
+                 "status": status, "kept_step": log.kept_step, "train_seconds": trained.seconds, "cell": cell.id}
             )
         )
 
     probes = pd.DataFrame(columns=["target", "model", "seed", "x", "y_true", "y_pred"])
     if cell.target.probes:
         points = np.asarray(cell.target.probes, dtype=np.float32)
-        y_true = evaluate_target(cell.target, points.astype(np.float64))[:, 0]
+        y_true = np.stack([evaluate_target(t, points.astype(np.float64))[:, 0] for t in _per_seed(cell.target, seeds)])
         y_pred = predict_everywhere(model, points, len(seeds))
         probes = pd.DataFrame(
             [
-                {**ids, "seed": seed, "x": points[i].astype(np.float64).tolist(), "y_true": y_true[i], "y_pred": y_pred[s, i]}
+                {**ids, "seed": seed, "x": points[i].astype(np.float64).tolist(), "y_true": y_true[s, i], "y_pred": y_pred[s, i]}
                 for s, seed in enumerate(seeds)
                 for i in range(len(points))
             ]
@@ -108,17 +124,50 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split]) -> CellResult:
     )
 
     line = diagonal_line(cell.target.domain, cell.target.extrapolation.values(), LINE_POINTS)
-    line_true = true_values_along(cell.target, line.points.astype(np.float32).astype(np.float64))
+    line_points = line.points.astype(np.float32).astype(np.float64)
+    if cell.target.seeded is None:
+        line_true = np.tile(true_values_along(cell.target, line_points), (len(seeds), 1))
+    else:
+        line_true = np.stack([true_values_along(t, line_points) for t in _per_seed(cell.target, seeds)])
     line_pred = predict_everywhere(model, line.points.astype(np.float32), len(seeds))
     lines = pd.DataFrame(
         {**ids, "seed": np.repeat(seeds, len(line.position)), "position": np.tile(line.position, len(seeds)),
-         "distance": np.tile(line.distance, len(seeds)), "y_true": np.tile(line_true, len(seeds)),
+         "distance": np.tile(line.distance, len(seeds)), "y_true": line_true.reshape(-1),
          "y_pred": line_pred.reshape(-1)}
     )
 
-    epochs = trained.losses.shape[1]
+    steps = log.steps[1:]  # the first evaluation is before any step: it has no training loss
     curves = pd.DataFrame(
-        {**ids, "seed": np.repeat(seeds, epochs), "epoch": np.tile(np.arange(1, epochs + 1), len(seeds)),
-         "loss": trained.losses.reshape(-1)}
+        {**ids, "seed": np.repeat(seeds, len(steps)), "step": np.tile(steps, len(seeds)),
+         "loss": log.loss[:, 1:].reshape(-1)}
     )
-    return CellResult(pd.concat(results, ignore_index=True), probes, params, curves, lines)
+    evaluations = pd.concat(
+        [
+            pd.DataFrame({**ids, "seed": np.repeat(seeds, len(log.steps)), "step": np.tile(log.steps, len(seeds)),
+                          "split": name, "mse": mse.reshape(-1)})
+            for name, mse in log.monitored.items()
+        ],
+        ignore_index=True,
+    )
+    return CellResult(pd.concat(results, ignore_index=True), probes, params, curves, lines, evaluations,
+                      formula_table(ids, cell, model, splits))
+
+
+def _per_seed(target, seeds: np.ndarray) -> list:
+    """The target as each seed sees it; one shared object where it does not vary per seed."""
+    if target.seeded is None:
+        return [target] * len(seeds)
+    return [target.at_seed(seed) for seed in seeds]
+
+
+def formula_table(ids: dict, cell, model, splits: list[Split]) -> pd.DataFrame:
+    """Per seed: the learned formula, and whether, as printed, it is the target on every split."""
+    rows = []
+    for s, (seed, expression) in enumerate(zip(cell.seeds, model.formulas())):
+        if expression is None:
+            continue
+        x = np.concatenate([split.x[s, :FORMULA_CHECK_POINTS] for split in splits]).astype(np.float64)
+        y = np.concatenate([split.y[s, :FORMULA_CHECK_POINTS] for split in splits])
+        rows.append({**ids, "seed": seed, "formula": expression.formula(cell.target.inputs),
+                     "exact": is_exact(expression, y, x)})
+    return pd.DataFrame(rows, columns=["target", "model", "seed", "formula", "exact"])

@@ -8,7 +8,7 @@ setting is a new cell, never a stale reuse.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -28,8 +28,13 @@ class RunConfig:
 
     targets: str = "all"
     models: str = "default"
+    suite: str | None = None  # the suite these settings came from, if any
     seeds: int = 5
     epochs: int = 100
+    steps: int = 0  # > 0: train by steps on fresh batches, keeping the best validation checkpoint
+    eval_every: int = 0  # steps between evaluations; 0: about 20 per training
+    reg_start: int | None = None  # the units' sparsity regulariser ramp; None: 40% of the steps
+    reg_end: int | None = None  # None: 70% of the steps
     learning_rate: float | None = None  # None: each family's own default
     batch_size: int = 200
     samples: int = 1000
@@ -40,13 +45,19 @@ class RunConfig:
     def __post_init__(self) -> None:
         # Upper bounds are far beyond any sensible run; they turn a typo into
         # a message instead of an allocation that takes the machine down.
-        bounds = {"seeds": (1, 10_000), "epochs": (1, 10_000_000), "batch_size": (1, 10_000_000),
+        bounds = {"seeds": (1, 10_000), "epochs": (1, 10_000_000), "steps": (0, 1_000_000_000),
+                  "eval_every": (0, 1_000_000_000), "batch_size": (1, 10_000_000),
                   "samples": (1, 10_000_000), "eval_samples": (2, 10_000_000)}
         for name, (low, high) in bounds.items():
             value = getattr(self, name)
             if not low <= value <= high:
                 flag = name.replace("_", "-")
                 raise FuncbenchError(f"--{flag} must be between {low} and {high:,}, got {value}")
+        if self.reg_start is not None and self.reg_end is not None and not 0 <= self.reg_start <= self.reg_end:
+            raise FuncbenchError(f"need 0 <= --reg-start <= --reg-end, got {self.reg_start} and {self.reg_end}")
+        for flag, value in (("--reg-start", self.reg_start), ("--reg-end", self.reg_end)):
+            if value is not None and value < 0:
+                raise FuncbenchError(f"{flag} must be at least 0, got {value}")
         if self.learning_rate is not None and not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise FuncbenchError(f"--lr must be a positive number, got {self.learning_rate}")
 
@@ -89,6 +100,25 @@ class Plan:
     problems: list[str] = field(default_factory=list)
 
 
+def resolve_config(registry: Registry, suite: str | None, options: dict[str, Any]) -> RunConfig:
+    """The run's configuration: RunConfig's defaults, then the suite's settings, then the options given.
+
+    `options` holds only what the user set explicitly; each overrides the suite.
+    """
+    if suite is None:
+        return RunConfig(**options)
+    selectors = parse_selection(suite, "suite selection")
+    if len(selectors) != 1:
+        raise FuncbenchError(f"--suite takes one suite, got {len(selectors)}; run suites one at a time")
+    chosen = registry.entry("suite", selectors[0].name).create(**dict(selectors[0].params))
+    values = {"targets": chosen.targets, "models": chosen.models, **chosen.settings, **options, "suite": chosen.label}
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise FuncbenchError(f"suite '{chosen.label}' sets unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return RunConfig(**values)
+
+
 def build_plan(registry: Registry, config: RunConfig) -> Plan:
     """Resolve the selections, check the targets, and lay out the grid.
 
@@ -115,7 +145,7 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
             target=t,
             model=m,
             seeds=seeds,
-            settings=TrainSettings(config.epochs, config.batch_size, config.learning_rate or m.learning_rate),
+            settings=train_settings(config, m),
             samples=config.samples,
             eval_samples=config.eval_samples,
             device=config.device,
@@ -124,6 +154,16 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
         for m in models
     ]
     return Plan(cells, targets, models, problems)
+
+
+def train_settings(config: RunConfig, model: ModelSpec) -> TrainSettings:
+    """The settings a model trains with: the run's, its family's learning rate unless --lr, the ramp in steps."""
+    settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate or model.learning_rate,
+                             config.steps, config.eval_every)
+    total = settings.total_steps(config.samples)
+    start = config.reg_start if config.reg_start is not None else round(0.4 * total)
+    end = config.reg_end if config.reg_end is not None else max(start, round(0.7 * total))
+    return replace(settings, reg_start=start, reg_end=max(start, end))
 
 
 def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[str]]:

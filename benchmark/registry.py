@@ -25,7 +25,7 @@ import numpy as np
 from .domains import Box, Region, diagonal_line
 from .errors import FuncbenchError, unknown_name
 
-Kind = Literal["target", "model"]
+Kind = Literal["target", "model", "suite"]
 #: What a name in a selection may look like; `all` and `default` select groups.
 SELECTABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 RESERVED_NAMES = ("all", "default")
@@ -58,6 +58,14 @@ class Target:
     inputs: tuple[str, ...] = ()
     probes: tuple[tuple[float, ...], ...] = ()
     linear_solution: LinearSolution | None = None
+    #: The published near-perfect model's output, f(x, eps): the exact solution
+    #: with every weight of 1 moved to 1 - eps and every weight of 0 to eps.
+    #: Its MSE is the success threshold. Derived from `linear_solution` where
+    #: that is given.
+    near_exact: Callable[[np.ndarray, float], np.ndarray] | None = None
+    #: For targets that differ per seed (the published subset tasks draw
+    #: their subsets per seed): seed -> this target as that seed sees it.
+    seeded: Callable[[int], Target] | None = None
     # Filled in by the registry: the entry's name, the parameters that made
     # this instance and the selector that names it (e.g. "weighted_sum[n=10]").
     name: str = ""
@@ -81,6 +89,23 @@ class Target:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.fn(x)
+
+    def at_seed(self, seed: int) -> Target:
+        """The target that seed `seed` trains on (itself, unless it varies per seed)."""
+        if self.seeded is None:
+            return self
+        return replace(self.seeded(int(seed)), name=self.name, params=self.params, label=self.label, origin=self.origin)
+
+    def near_exact_values(self, x: np.ndarray, eps: float) -> np.ndarray | None:
+        """The near-perfect model's outputs (n, 1) at x, or None where the target states no exact solution."""
+        if self.near_exact is not None:
+            return np.asarray(self.near_exact(x, eps), dtype=np.float64).reshape(len(x), 1)
+        solution = self.linear_solution
+        if solution is None:
+            return None
+        weights = np.array([w * (1 - eps) if w else eps for w in solution.weights])
+        bias = solution.bias * (1 - eps) if solution.bias else eps
+        return x @ weights[:, None] + bias
 
     def describe(self) -> dict:
         """Everything about the target but its code, as JSON-ready values.
@@ -109,7 +134,8 @@ class Target:
         Part of a cell's identity: editing a plugin's function or domains
         makes new cells rather than reusing results of the old definition.
         """
-        return stable_hash([self.describe(), code_fingerprint(self.fn)])
+        code = [code_fingerprint(f) for f in (self.fn, self.near_exact, self.seeded) if f is not None]
+        return stable_hash([self.describe(), *code])
 
 
 def code_fingerprint(fn: Callable) -> str:
@@ -174,7 +200,7 @@ class Entry:
             made = self.factory(**bound)
         except (ValueError, FuncbenchError) as exc:
             raise FuncbenchError(f"{self.kind} '{self.name}': {exc}") from None
-        expected = Target if self.kind == "target" else _model_spec_type()
+        expected = {"target": Target, "model": _model_spec_type(), "suite": Suite}[self.kind]
         if not isinstance(made, expected):
             raise TypeError(f"its factory returned {type(made).__name__}, not a {expected.__name__}")
         changed = {k: v for k, v in bound.items() if v != known[k].default}
@@ -185,6 +211,33 @@ class Entry:
 
     def __call__(self, **values: Any) -> Any:
         return self.create(**values)
+
+
+@dataclass(frozen=True, eq=False)
+class Suite:
+    """A named study: which targets and models, and how to train them.
+
+    `settings` are `bench run` options (RunConfig fields: seeds, steps,
+    batch_size, learning_rate, eval_every, samples, eval_samples, epochs);
+    an option given on the command line overrides the suite's value.
+    """
+
+    targets: str
+    models: str
+    description: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
+def suite(name: str, *, description: str, targets: str, models: str, **settings: Any) -> Entry:
+    """Register a suite: `bench run --suite NAME` runs these targets and models with these settings.
+
+    >>> arithmetic = suite("arithmetic", description="...", targets="static[op=add]", models="nau", steps=20_000)
+    """
+    made = Suite(targets, models, description, dict(settings))
+    return Entry("suite", name, description, lambda: made)
 
 
 def _model_spec_type() -> type:
@@ -201,6 +254,7 @@ def target(
     inputs: Sequence[str] = (),
     probes: Sequence[Sequence[float]] = (),
     linear_solution: LinearSolution | tuple[Sequence[float], float] | None = None,
+    near_exact: Callable[[np.ndarray, float], np.ndarray] | None = None,
     name: str | None = None,
 ) -> Callable[[Callable[[np.ndarray], np.ndarray]], Entry]:
     """Register a vectorised function as a target.
@@ -220,6 +274,7 @@ def target(
                 inputs=tuple(inputs),
                 probes=tuple(tuple(p) for p in probes),
                 linear_solution=linear_solution,  # type: ignore[arg-type]
+                near_exact=near_exact,
             )
 
         return Entry("target", name or fn.__name__, description, make)
@@ -303,10 +358,11 @@ class Registry:
 
     targets: dict[str, Entry] = field(default_factory=dict)
     models: dict[str, Entry] = field(default_factory=dict)
+    suites: dict[str, Entry] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def table(self, kind: Kind) -> dict[str, Entry]:
-        return self.targets if kind == "target" else self.models
+        return {"target": self.targets, "model": self.models, "suite": self.suites}[kind]
 
     def add(self, entry: Entry) -> None:
         table = self.table(entry.kind)

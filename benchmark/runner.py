@@ -18,7 +18,9 @@ from importlib import metadata
 import pandas as pd
 
 from . import __version__
+from .checks import INTERPOLATION
 from .data import sample_splits
+from .statistics import success_thresholds
 from .errors import FuncbenchError, describe_exception
 from .evaluate import DIVERGED, evaluate_cell
 from .plan import Cell, Plan, RunConfig
@@ -61,6 +63,7 @@ def execute(
         first = pending[0]
         try:
             splits = sample_splits(target, first.seeds, first.samples, first.eval_samples)
+            thresholds = success_thresholds(target, first.seeds, {INTERPOLATION: target.domain, **target.extrapolation})
         except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
             problems.append(
                 f"{target.origin}: target '{target.label}' failed while its data was drawn: "
@@ -68,7 +71,7 @@ def execute(
             )
             continue
         for cell in pending:
-            store.write_cell(cell.id, evaluate_cell(train_cell(cell, splits), splits))
+            store.write_cell(cell.id, evaluate_cell(train_cell(cell, splits), splits, thresholds))
             trained += 1
             on_cell(cell, False)
     finished_cells = [c for c in plan.cells if store.has_cell(c.id)]

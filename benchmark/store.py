@@ -1,12 +1,19 @@
 """A run on disk: a folder of Parquet tables and a run.json, written crash-safe.
 
-Layout of ``reports/<run-id>/`` (schema version 1):
+Layout of ``reports/<run-id>/`` (schema version 2):
 
 - ``results.parquet``: target, model, seed, split, split_kind, mse, nmse,
-  max_abs_error, status, train_seconds, cell
+  max_abs_error, initial_mse (before training), nalu_score, threshold (the
+  success threshold, NaN where the target has none), status, kept_step,
+  train_seconds, cell
 - ``probes.parquet``: target, model, seed, x (list of floats), y_true, y_pred
-- ``params.parquet``: target, model, seed, parameter, value
-- ``curves.parquet``: target, model, seed, epoch, loss
+- ``params.parquet``: target, model, seed, parameter, value (including
+  ``sparsity_error`` for the arithmetic units)
+- ``formulas.parquet``: target, model, seed, formula, exact
+- ``curves.parquet``: target, model, seed, step, loss (mean training loss
+  since the previous evaluation)
+- ``evaluations.parquet``: target, model, seed, step, split, mse: every
+  split scored during training (step 0 is before the first step)
 - ``lines.parquet``: target, model, seed, position, distance, y_true, y_pred:
   predictions along the diagonal through the training domain's centre
   (`benchmark.domains.diagonal_line`), for the report's prediction curves
@@ -30,12 +37,12 @@ import pandas as pd
 from .errors import FuncbenchError
 from .evaluate import CellResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # mkstemp and mkdtemp create private files (0600, 0700); a run folder is
 # meant to be shared and served like any other output, so apply the umask.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-TABLES = ("results", "probes", "params", "curves", "lines")
+TABLES = ("results", "probes", "params", "formulas", "curves", "evaluations", "lines")
 PARTIAL = ".partial"
 
 

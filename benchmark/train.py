@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import TRAIN
-from .data import Split
-from .models import Model
+from .checks import INTERPOLATION, TRAIN
+from .data import Split, fresh_batches
+from .models import Model, MonitoredSplit, TrainingData, TrainingLog
 from .plan import Cell
 
 
@@ -17,23 +17,39 @@ from .plan import Cell
 class TrainedCell:
     cell: Cell
     model: Model
-    losses: np.ndarray  # (seeds, epochs)
+    log: TrainingLog
     diverged: np.ndarray  # (seeds,) bool
     seconds: float
 
 
-def train_cell(cell: Cell, splits: list[Split]) -> TrainedCell:
-    """Build the cell's ensemble, fit it on the training split, time the fit.
+def monitored_splits(splits: list[Split]) -> list[Split]:
+    """The splits scored while training: the validation (interpolation) split first, which picks kept parameters."""
+    return sorted(splits, key=lambda s: (s.name != INTERPOLATION, s.name == TRAIN))
 
-    A seed is diverged when its loss or its predictions on the training data
-    stop being finite; its members' arithmetic is independent of the others',
-    so the rest of the ensemble is unaffected.
+
+def train_cell(cell: Cell, splits: list[Split]) -> TrainedCell:
+    """Build the cell's ensemble, fit it, time the fit.
+
+    A seed is diverged when the parameters it ends with predict non-finite
+    values on its training data, or, training by epochs, when its loss
+    stopped being finite. (Training by steps keeps each seed's best
+    checkpoint, which a later blow-up does not spoil.) Members' arithmetic is
+    independent, so the rest of the ensemble is unaffected.
     """
     train = next(s for s in splits if s.name == TRAIN)
+    settings = cell.settings
+    data = TrainingData(
+        x=train.x,
+        y=train.y,
+        monitor=[MonitoredSplit(s.name, s.x, s.y) for s in monitored_splits(splits)],
+        fresh=fresh_batches(cell.target, cell.seeds, settings.batch_size) if settings.by_steps else None,
+    )
     model = cell.model.build(cell.target.inputs, cell.seeds, cell.device)
     start = time.perf_counter()
-    losses = np.asarray(model.fit(train.x, train.y, cell.settings), dtype=np.float64)
+    log = model.fit(data, settings)
     seconds = time.perf_counter() - start
-    finite_predictions = np.isfinite(model.predict(train.x)).all(axis=(1, 2))
-    diverged = ~np.isfinite(losses).all(axis=1) | ~finite_predictions
-    return TrainedCell(cell, model, losses, diverged, seconds)
+    with np.errstate(all="ignore"):
+        finite_predictions = np.isfinite(model.predict(train.x)).all(axis=(1, 2))
+    finite_loss = np.isfinite(log.loss[:, 1:]).all(axis=1)  # the first point is before any step
+    diverged = ~finite_predictions | (~finite_loss & (not settings.by_steps))
+    return TrainedCell(cell, model, log, diverged, seconds)

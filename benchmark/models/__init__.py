@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ..registry import model_family, preset
-from .base import Model, ModelSpec, TrainSettings
-from .torch_ensemble import LinearEnsemble, StackedLinear, StackedMLP, TorchEnsemble, seed_generators
+from .base import Model, ModelSpec, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
+from .torch_ensemble import StackedLinear, StackedMLP, TorchEnsemble, seed_generators
 
-__all__ = ["Model", "ModelSpec", "TrainSettings", "DEFAULT_MODELS"]
+__all__ = ["Model", "ModelSpec", "MonitoredSplit", "TrainingData", "TrainingLog", "TrainSettings", "DEFAULT_MODELS"]
 
 #: What `bench run` trains when no --models is given.
 DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
@@ -25,13 +25,13 @@ DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
 @model_family(description="the article's single linear unit: y = w . x + b, PyTorch's default init")
 def linear() -> ModelSpec:
     def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str) -> Model:
-        return LinearEnsemble(StackedLinear(len(inputs), 1, seed_generators(seeds)), inputs, seeds, device)
+        return TorchEnsemble(StackedLinear(len(inputs), 1, seed_generators(seeds)), inputs, seeds, device)
 
     return ModelSpec(build, "single linear unit", learning_rate=0.1)
 
 
 @model_family(description="multilayer perceptron; depth = hidden layers (default: 2 x 64, ReLU)")
-def mlp(width: int = 64, depth: int = 2, act: Literal["relu", "tanh", "gelu", "silu", "sigmoid"] = "relu") -> ModelSpec:
+def mlp(width: int = 64, depth: int = 2, act: Literal["relu", "tanh", "gelu", "silu", "sigmoid", "relu6"] = "relu") -> ModelSpec:
     # The upper bounds keep a typo from asking for terabytes of weights.
     if not 1 <= width <= 65536:
         raise ValueError(f"width must be between 1 and 65536, got {width}")
@@ -48,3 +48,6 @@ def mlp(width: int = 64, depth: int = 2, act: Literal["relu", "tanh", "gelu", "s
 mlp_tanh = preset(mlp, "mlp_tanh", "smooth MLP: 2 hidden layers of 64, tanh", act="tanh")
 mlp_small = preset(mlp, "mlp_small", "small MLP: 1 hidden layer of 8, tanh", width=8, depth=1, act="tanh")
 mlp_wide = preset(mlp, "mlp_wide", "wide ReLU MLP: 1 hidden layer of 512", width=512, depth=1)
+
+# Listed after the families above, so `bench list models` starts with the article's unit.
+from . import units  # noqa: E402, F401 - the neural arithmetic units

@@ -1,33 +1,111 @@
 """The one protocol every model family follows.
 
 A family's spec builds a `Model`: an ensemble holding one independent member
-per seed. The runner only ever calls `fit`, `predict` and
-`readable_parameters`, so a torch module, an arithmetic unit and a
-scikit-learn regressor look the same to it. Arrays cross this boundary as
-numpy, stacked along a leading seed axis: x is (seeds, n, d), y is (seeds, n, 1).
+per seed. The runner only ever calls `fit`, `predict`, `readable_parameters`
+and `formulas`, so a torch module, an arithmetic unit and a scikit-learn
+regressor look the same to it. Arrays cross this boundary as numpy, stacked
+along a leading seed axis: x is (seeds, n, d), y is (seeds, n, 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..formula import Expression
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How long and how hard to train; the article's protocol by default."""
+    """How long and how hard to train; the article's protocol by default.
+
+    With `steps` at 0 a model makes `epochs` passes over a fixed training
+    set and keeps its final parameters (the article). With `steps` above 0 it
+    takes that many optimiser steps, each on a fresh batch, and keeps the
+    parameters that scored best on the validation split (the published
+    arithmetic protocols).
+    """
 
     epochs: int = 100
     batch_size: int = 200
     learning_rate: float = 0.1
+    steps: int = 0
+    eval_every: int = 0  # steps between evaluations; 0: about 20 evenly spread
+    # The sparsity regulariser of the arithmetic units is off up to step
+    # `reg_start` and at full strength from `reg_end`, linear in between.
+    reg_start: int = 0
+    reg_end: int = 0
+
+    def ramp(self, step: int) -> float:
+        """How much of the sparsity regulariser applies at `step`, from 0 to 1."""
+        if step <= self.reg_start:
+            return 0.0
+        if step >= self.reg_end:
+            return 1.0
+        return (step - self.reg_start) / (self.reg_end - self.reg_start)
+
+    @property
+    def by_steps(self) -> bool:
+        return self.steps > 0
+
+    def total_steps(self, samples: int) -> int:
+        """Optimiser steps the training takes with `samples` training samples."""
+        if self.by_steps:
+            return self.steps
+        return self.epochs * -(-samples // self.batch_size)
+
+    def evaluation_interval(self, samples: int) -> int:
+        """Steps between evaluations; a whole number of epochs when training by epochs."""
+        if self.by_steps:
+            return self.eval_every or max(1, self.steps // 20)
+        per_epoch = -(-samples // self.batch_size)
+        if self.eval_every:
+            return max(1, -(-self.eval_every // per_epoch)) * per_epoch
+        return max(1, self.epochs // 20) * per_epoch
+
+
+@dataclass(frozen=True, eq=False)
+class MonitoredSplit:
+    """A split scored while training: its MSE per seed at every evaluation."""
+
+    name: str
+    x: np.ndarray  # (seeds, n, d)
+    y: np.ndarray  # (seeds, n, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    """What a model trains on.
+
+    `x`, `y` is a fixed training set. `fresh(k)` draws the next k steps'
+    batches, (k, seeds, batch, d) and (k, seeds, batch, 1), for training by
+    steps. `monitor` lists the splits scored at every evaluation; the first
+    is the validation split that picks the kept parameters.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    monitor: Sequence[MonitoredSplit]
+    fresh: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingLog:
+    """What happened while a model trained, per seed."""
+
+    steps: np.ndarray  # (points,) optimiser steps taken at each evaluation
+    loss: np.ndarray  # (seeds, points) mean training loss since the previous evaluation
+    monitored: Mapping[str, np.ndarray]  # split name -> (seeds, points) MSE
+    kept_step: np.ndarray  # (seeds,) the step whose parameters the model now holds
 
 
 class Model(Protocol):
-    def fit(self, x: np.ndarray, y: np.ndarray, settings: TrainSettings) -> np.ndarray:
-        """Train every member on its own slice; return the loss per (seed, epoch)."""
+    def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:
+        """Train every member on its own slice of the data."""
         ...
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -36,6 +114,10 @@ class Model(Protocol):
 
     def readable_parameters(self) -> list[dict[str, float]]:
         """Per seed, the learned parameters small enough to read (may be empty)."""
+        ...
+
+    def formulas(self) -> list[Expression | None]:
+        """Per seed, the learned function as a formula, where its parameters read as one."""
         ...
 
 

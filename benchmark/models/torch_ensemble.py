@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .base import TrainSettings
+from ..formula import Expression, linear_form
+from .base import TrainingData, TrainingLog, TrainSettings
 
 ACTIVATIONS = {
     "relu": nn.functional.relu,
@@ -25,6 +26,7 @@ ACTIVATIONS = {
     "gelu": nn.functional.gelu,
     "silu": nn.functional.silu,
     "sigmoid": torch.sigmoid,
+    "relu6": nn.functional.relu6,  # a baseline of the neural arithmetic units paper
 }
 
 
@@ -49,6 +51,20 @@ class StackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
 
+    def readable_parameters(self, inputs: Sequence[str]) -> list[dict[str, float]]:
+        """Per member: `weight[<input>]` and `bias` (single-output layers only)."""
+        weights = self.weight.detach().cpu().double().numpy()[:, :, 0]
+        biases = self.bias.detach().cpu().double().numpy()[:, 0, 0]
+        return [
+            {**{f"weight[{name}]": float(w) for name, w in zip(inputs, ws)}, "bias": float(b)}
+            for ws, b in zip(weights, biases)
+        ]
+
+    def formulas(self) -> list[Expression]:
+        weights = self.weight.detach().cpu().double().numpy()[:, :, 0]
+        biases = self.bias.detach().cpu().double().numpy()[:, 0, 0]
+        return [linear_form(ws, b) for ws, b in zip(weights, biases)]
+
 
 class StackedMLP(nn.Module):
     """Stacked layers with an activation between them (none after the last)."""
@@ -66,7 +82,12 @@ class StackedMLP(nn.Module):
 
 
 class TorchEnsemble:
-    """The `Model` protocol for a stacked torch module."""
+    """The `Model` protocol for a stacked torch module.
+
+    The module may define `penalty(ramp)` (a regulariser per member, added
+    to the loss, given how far `TrainSettings.ramp` has brought it), `constrain_()` (applied after every optimiser step),
+    `readable_parameters(inputs)` and `formulas()`; a plain module has none.
+    """
 
     def __init__(self, module: nn.Module, inputs: tuple[str, ...], seeds: Sequence[int], device: str):
         _warm_up_optimizer()
@@ -75,34 +96,34 @@ class TorchEnsemble:
         self.seeds = tuple(seeds)
         self.device = torch.device(device)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, settings: TrainSettings) -> np.ndarray:
-        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        yt = torch.as_tensor(y, dtype=torch.float32, device=self.device)
-        # Each member shuffles with its own stream, so its batches do not
-        # depend on which other seeds share the ensemble.
-        shuffles = [np.random.default_rng([seed, 0x5EED]) for seed in self.seeds]
-        return fit_ensemble(self.module, xt, yt, settings, shuffles).cpu().numpy()
+    def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:
+        if settings.by_steps:
+            if data.fresh is None:
+                raise ValueError("training by steps needs a source of fresh batches")
+            batches = _fresh_batches(data.fresh, settings, data.x.shape[1], self.device)
+        else:
+            # Each member shuffles with its own stream, so its batches do not
+            # depend on which other seeds share the ensemble.
+            shuffles = [np.random.default_rng([seed, 0x5EED]) for seed in self.seeds]
+            batches = _epoch_batches(self._tensor(data.x), self._tensor(data.y), settings, shuffles)
+        monitor = [(m.name, self._tensor(m.x), torch.as_tensor(m.y, dtype=torch.float64, device=self.device))
+                   for m in data.monitor]
+        return fit_ensemble(self.module, batches, monitor, settings, data.x.shape[1])
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        return self.module(xt).double().cpu().numpy()
+        return self.module(self._tensor(x)).double().cpu().numpy()
 
     def readable_parameters(self) -> list[dict[str, float]]:
-        return [{} for _ in self.seeds]
+        read = getattr(self.module, "readable_parameters", None)
+        return read(self.inputs) if read else [{} for _ in self.seeds]
 
-
-class LinearEnsemble(TorchEnsemble):
-    """Single linear units: the weights and bias are the readable parameters."""
-
-    def readable_parameters(self) -> list[dict[str, float]]:
-        layer = self.module
-        weights = layer.weight.detach().cpu().double().numpy()[:, :, 0]
-        biases = layer.bias.detach().cpu().double().numpy()[:, 0, 0]
-        return [
-            {**{f"weight[{name}]": float(w) for name, w in zip(self.inputs, ws)}, "bias": float(b)}
-            for ws, b in zip(weights, biases)
-        ]
+    def formulas(self) -> list[Expression | None]:
+        read = getattr(self.module, "formulas", None)
+        return read() if read else [None for _ in self.seeds]
 
 
 @functools.cache
@@ -122,42 +143,140 @@ def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(seed)) for seed in seeds]
 
 
-def fit_ensemble(
-    module: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    settings: TrainSettings,
-    shuffles: Sequence[np.random.Generator],
-) -> torch.Tensor:
-    """Minibatch Adam on MSE, all members at once; returns loss per (seed, epoch).
+#: Fresh samples drawn per seed at a time while training by steps (float32 elements).
+FRESH_CHUNK = 500_000
 
-    Mirrors the article's loop: reshuffle every epoch, batches of
-    `batch_size` (the last one smaller), an epoch's loss is the mean of its
-    batch losses measured before each step.
-    """
+
+def _epoch_batches(
+    x: torch.Tensor, y: torch.Tensor, settings: TrainSettings, shuffles: Sequence[np.random.Generator]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The article's batches: reshuffle every epoch, then consecutive slices (the last one smaller)."""
     seeds, n, d = x.shape
-    params = [p for p in module.parameters() if p.requires_grad]
-    # The fused kernel updates every parameter in one call; the members stay
-    # independent since Adam is elementwise.
-    optimizer = torch.optim.Adam(params, lr=settings.learning_rate, fused=True)
     flat_x, flat_y = x.reshape(seeds * n, d), y.reshape(seeds * n, 1)
     row_offsets = torch.arange(seeds, device=x.device)[:, None] * n
-    starts = range(0, n, settings.batch_size)
-    losses = torch.zeros(seeds, settings.epochs, device=x.device)
-    for epoch in range(settings.epochs):
+    for _ in range(settings.epochs):
         # Shuffle once per epoch with one gather; the batches are then views.
         order = torch.from_numpy(np.stack([rng.permutation(n) for rng in shuffles])).to(x.device)
         flat_order = (order + row_offsets).reshape(-1)
         x_epoch = flat_x.index_select(0, flat_order).view(seeds, n, d)
         y_epoch = flat_y.index_select(0, flat_order).view(seeds, n, 1)
-        total = torch.zeros(seeds, device=x.device)
-        for start in starts:
+        for start in range(0, n, settings.batch_size):
             stop = start + settings.batch_size
-            error = module(x_epoch[:, start:stop]) - y_epoch[:, start:stop]
-            per_member = error.square().mean(dim=(1, 2))
-            optimizer.zero_grad(set_to_none=True)
-            per_member.sum().backward()
-            optimizer.step()
-            total += per_member.detach()
-        losses[:, epoch] = total / len(starts)
-    return losses
+            yield x_epoch[:, start:stop], y_epoch[:, start:stop]
+
+
+def _fresh_batches(
+    fresh: Callable[[int], tuple[np.ndarray, np.ndarray]], settings: TrainSettings, dim: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A new batch for every step, drawn a chunk of steps at a time to keep numpy's overhead off each step."""
+    chunk = max(1, FRESH_CHUNK // (settings.batch_size * max(dim, 1)))
+    remaining = settings.steps
+    while remaining > 0:
+        k = min(chunk, remaining)
+        x, y = fresh(k)
+        xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+        yt = torch.as_tensor(y, dtype=torch.float32, device=device)
+        for i in range(k):
+            yield xt[i], yt[i]
+        remaining -= k
+
+
+def fit_ensemble(
+    module: nn.Module,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    monitor: Sequence[tuple[str, torch.Tensor, torch.Tensor]],
+    settings: TrainSettings,
+    samples: int,
+) -> TrainingLog:
+    """Adam on MSE, all members at once, with periodic evaluation.
+
+    Every `evaluation_interval` steps (and before the first) each monitored
+    split is scored per member. Training by steps keeps, per member, the
+    parameters that scored best on the first monitored split (the
+    validation split); training by epochs keeps the final ones.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    # The fused kernel updates every parameter in one call; the members stay
+    # independent since Adam is elementwise.
+    optimizer = torch.optim.Adam(params, lr=settings.learning_rate, fused=True)
+    penalty = getattr(module, "penalty", None)
+    constrain = getattr(module, "constrain_", None)
+    total = settings.total_steps(samples)
+    interval = settings.evaluation_interval(samples)
+    log = _Log(module, monitor, keep_best=settings.by_steps)
+    log.evaluate(0, None)
+    running = None
+    count = 0
+    for step, (xb, yb) in enumerate(batches, start=1):
+        per_member = (module(xb) - yb).square().mean(dim=(1, 2))
+        loss = per_member.sum()
+        regulariser = penalty(settings.ramp(step)) if penalty is not None else None
+        if regulariser is not None:
+            loss = loss + regulariser.sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if constrain is not None:
+            constrain()
+        running = per_member.detach() if running is None else running + per_member.detach()
+        count += 1
+        if step % interval == 0 or step == total:
+            log.evaluate(step, running / count)
+            running, count = None, 0
+    return log.finish()
+
+
+class _Log:
+    """Scores the monitored splits and keeps each member's best parameters."""
+
+    def __init__(self, module: nn.Module, monitor: Sequence[tuple[str, torch.Tensor, torch.Tensor]], keep_best: bool):
+        self.module = module
+        self.device = next(module.parameters()).device
+        self.monitor = monitor
+        self.keep_best = keep_best
+        self.steps: list[int] = []
+        self.losses: list[torch.Tensor] = []
+        self.scores: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in monitor}
+        self.best: list[torch.Tensor] | None = None
+        self.best_score: torch.Tensor | None = None
+        self.kept_step: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def evaluate(self, step: int, loss: torch.Tensor | None) -> None:
+        scores = {}
+        for name, x, y in self.monitor:
+            scores[name] = (self.module(x).double() - y).square().mean(dim=(1, 2))
+            self.scores[name].append(scores[name])
+        self.steps.append(step)
+        members = next(self.module.parameters()).shape[0]
+        self.losses.append(loss if loss is not None else torch.full((members,), float("nan"), device=self.device))
+        if not self.keep_best or not self.monitor:
+            return
+        validation = scores[self.monitor[0][0]]
+        params = list(self.module.parameters())
+        if self.best is None:
+            self.best = [p.detach().clone() for p in params]
+            self.best_score = torch.where(torch.isnan(validation), torch.inf, validation)
+            self.kept_step = torch.zeros_like(validation, dtype=torch.long)
+            return
+        improved = validation < self.best_score  # NaN never improves
+        if improved.any():
+            for kept, p in zip(self.best, params):
+                kept[improved] = p.detach()[improved]
+            self.best_score = torch.where(improved, validation, self.best_score)
+            self.kept_step = torch.where(improved, step, self.kept_step)
+
+    @torch.no_grad()
+    def finish(self) -> TrainingLog:
+        if self.best is not None:
+            for kept, p in zip(self.best, self.module.parameters()):
+                p.copy_(kept)
+            kept_step = self.kept_step.cpu().numpy()
+        else:
+            kept_step = np.full(len(self.losses[0]), self.steps[-1])
+        return TrainingLog(
+            steps=np.asarray(self.steps),
+            loss=torch.stack(self.losses, dim=1).double().cpu().numpy(),
+            monitored={name: torch.stack(s, dim=1).cpu().numpy() for name, s in self.scores.items()},
+            kept_step=kept_step,
+        )

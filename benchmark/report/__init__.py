@@ -11,7 +11,8 @@ Layout written beside the tables::
     targets/<target>.html
     figures/heatmap-{interpolation,extrapolation}.{svg,pdf}
     figures/<target>-{predictions,learning}.{svg,pdf}
-    csv/<table>.csv
+    figures/success.{svg,pdf}, figures/success-grid.{svg,pdf} (where targets have a success threshold)
+    csv/<table>.csv, csv/success.csv
 """
 
 from __future__ import annotations
@@ -31,14 +32,17 @@ from markupsafe import Markup
 
 from ..evaluate import OK
 from ..store import TABLES, atomic_write
-from .figures import heatmap, learning_figure, palette, prediction_figure, save
+from ..statistics import protocol_summary
+from .figures import heatmap, learning_figure, palette, prediction_figure, save, success_figure, success_grid
 from .tables import (
     EXACT,
     FITS,
     VERDICT_STYLES,
     cell_summary,
+    formula_summary,
     leaderboard,
     median_probes,
+    success_table,
     target_summary,
     target_table,
     verdict_table,
@@ -73,9 +77,16 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> 
             split: Markup(save(heatmap(cells, split, labels, models), run_dir / "figures", f"heatmap-{split}"))
             for split in SPLIT_ERRORS
         }
+        success = protocol_summary(tables["results"], tables["evaluations"], tables["params"])
+        success_figures = {}
+        if len(success):
+            success_figures["rates"] = Markup(save(success_figure(success, labels, models, colours), run_dir / "figures", "success"))
+            grid = success_grid(success, meta["targets"], models)
+            if grid is not None:
+                success_figures["grid"] = Markup(save(grid, run_dir / "figures", "success-grid"))
         (run_dir / "csv").mkdir(exist_ok=True)
-        for name in TABLES:
-            atomic_write(run_dir / "csv" / f"{name}.csv", lambda path, t=tables[name]: t.to_csv(path, index=False))
+        for name, table in {**{name: tables[name] for name in TABLES}, "success": success}.items():
+            atomic_write(run_dir / "csv" / f"{name}.csv", lambda path, t=table: t.to_csv(path, index=False))
         for page in pending:
             page.result()  # re-raises a worker's exception here
 
@@ -86,6 +97,9 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> 
         verdict_styles=VERDICT_STYLES,
         heatmaps=heatmaps,
         leaderboard=Markup(styled_leaderboard(leaderboard(cells, pages))),
+        success=success_table(success),
+        success_figures=success_figures,
+        formulas=formula_summary(tables["formulas"]),
         targets=target_table(meta),
         tables=TABLES,
         exact=EXACT,
@@ -110,6 +124,7 @@ def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colour
         predictions=Markup(predictions),
         learning=Markup(learning),
         metrics=target_metrics(of_target["results"]),
+        formulas=of_target["formulas"].drop(columns="target"),
         probes=median_probes(of_target["probes"]).drop(columns="target"),
         verdicts=cells[["model", "interpolation", "extrapolation", "verdict"]],
     )
@@ -163,9 +178,11 @@ def target_metrics(results: pd.DataFrame) -> pd.DataFrame:
     table = ok.groupby(["model", "split"], sort=False).agg(
         mse=("mse", "median"), nmse=("nmse", "median"),
         nmse_q25=("nmse", lambda s: s.quantile(0.25)), nmse_q75=("nmse", lambda s: s.quantile(0.75)),
-        max_abs_error=("max_abs_error", "median"),
+        max_abs_error=("max_abs_error", "median"), nalu_score=("nalu_score", "median"),
+        threshold=("threshold", "median"),
     )
-    table = table.rename(columns={"nmse_q25": "nmse q25", "nmse_q75": "nmse q75", "max_abs_error": "max |error|"})
+    table = table.rename(columns={"nmse_q25": "nmse q25", "nmse_q75": "nmse q75", "max_abs_error": "max |error|",
+                                  "nalu_score": "NALU score", "threshold": "success threshold (mse)"})
     return table.reset_index()
 
 

@@ -179,7 +179,7 @@ def prediction_figure(target: dict, lines: pd.DataFrame, colours: dict) -> Figur
 
 
 def learning_figure(target_label: str, curves: pd.DataFrame, colours: dict) -> Figure:
-    """Training loss per epoch for every model: median over seeds and the range as a band."""
+    """Training loss (mean since the previous evaluation) for every model: median over seeds, range as a band."""
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(6.5, 3.9))
         fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)
@@ -190,14 +190,79 @@ def learning_figure(target_label: str, curves: pd.DataFrame, colours: dict) -> F
         for model, group in curves.groupby("model", sort=False):
             # A loss of exactly 0 (the article's linear unit reaches it) has no place on a log axis.
             loss = group["loss"].where(group["loss"] > 0)
-            by_epoch = loss.groupby(group["epoch"], sort=True)
+            by_step = loss.groupby(group["step"], sort=True)
             colour = colours.get(model)
-            ax.plot(by_epoch.median().index, by_epoch.median().to_numpy(), color=colour, lw=1.4, label=model,
+            ax.plot(by_step.median().index, by_step.median().to_numpy(), color=colour, lw=1.4, label=model,
                     gid=f"loss {model}")
-            ax.fill_between(by_epoch.min().index, by_epoch.min(), by_epoch.max(), color=colour, alpha=0.2, lw=0)
+            ax.fill_between(by_step.min().index, by_step.min(), by_step.max(), color=colour, alpha=0.2, lw=0)
         log_axis(ax, "y", "log")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("optimiser step")
         ax.set_ylabel("training loss (MSE)")
         ax.set_title(f"{target_label}: learning curves, median and range over seeds")
         ax.legend(loc="best", framealpha=0.9)
+    return fig
+
+
+def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequence[str], colours: dict) -> Figure:
+    """Success rate of every model on every target, with 95% Wilson intervals as error bars."""
+    targets = [t for t in targets if t in set(summary["target"])]
+    models = [m for m in models if m in set(summary["model"])]
+    width = 0.8 / max(len(models), 1)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(max(6.5, 1.4 + 0.24 * len(targets) * len(models)), 4.2), layout="constrained")
+        ax = fig.subplots()
+        for k, model in enumerate(models):
+            rows = summary[summary["model"] == model].set_index("target").reindex(targets)
+            x = np.arange(len(targets)) + (k - (len(models) - 1) / 2) * width
+            rate = rows["success rate"].to_numpy(dtype=float)
+            errors = np.vstack([rate - rows["success low"].to_numpy(dtype=float), rows["success high"].to_numpy(dtype=float) - rate])
+            ax.bar(x, rate, width, color=colours.get(model), label=model, gid=f"success {model}")
+            ax.errorbar(x, rate, yerr=errors, fmt="none", ecolor="#333333", elinewidth=0.8, capsize=2)
+        ax.set_xticks(np.arange(len(targets)), targets, rotation=30, ha="right")
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("success rate over seeds")
+        ax.set_title("Seeds below the near-exact solution's extrapolation MSE (95% Wilson intervals)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), framealpha=0.9)
+    return fig
+
+
+def success_grid(summary: pd.DataFrame, targets: Sequence[dict], models: Sequence[str]) -> Figure | None:
+    """For a target family varied over two parameters (op and range, say): success rate per value pair and model.
+
+    One panel per value of the first parameter; rows are the second
+    parameter's values, columns the models. None when no family varies so.
+    """
+    by_family: dict[str, list[dict]] = {}
+    for t in targets:
+        if t["label"] in set(summary["target"]):
+            by_family.setdefault(t["name"], []).append(t)
+    for family in by_family.values():
+        varying = [k for k in family[0]["params"] if len({str(t["params"][k]) for t in family}) > 1]
+        if len(varying) == 2:
+            break
+    else:
+        return None
+    outer, inner = varying
+    panels = list(dict.fromkeys(str(t["params"][outer]) for t in family))
+    rows = list(dict.fromkeys(str(t["params"][inner]) for t in family))
+    models = [m for m in models if m in set(summary["model"])]
+    label_of = {(str(t["params"][outer]), str(t["params"][inner])): t["label"] for t in family}
+    rate = summary.set_index(["target", "model"])["success rate"]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(1.6 + len(panels) * (0.9 + 0.5 * len(models)), 1.6 + 0.32 * len(rows)), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+        for ax, panel in zip(axes, panels):
+            grid = pd.DataFrame(
+                [[rate.get((label_of.get((panel, r)), m), np.nan) for m in models] for r in rows], index=rows, columns=models
+            )
+            sns.heatmap(grid, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".1f", cbar=ax is axes[-1],
+                        annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white",
+                        cbar_kws={"label": "success rate"})
+            ax.set_title(f"{outer} = {panel}")
+            ax.set_xlabel("model")
+            ax.set_ylabel(inner if ax is axes[0] else "")
+            ax.tick_params(axis="x", labelrotation=90)
+            ax.tick_params(axis="y", labelrotation=0)
+            ax.grid(False)
+        fig.suptitle(f"{family[0]['name']}: success rate per {outer} and {inner}")
     return fig

@@ -196,3 +196,37 @@ def format_point(x) -> str:
 def link(label: str, href: str) -> Markup:
     """An HTML link with its label escaped (labels come from plugins)."""
     return Markup('<a href="{}">{}</a>').format(href, label)
+
+
+def success_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The published statistics in words: successes, rate with its interval, solved at, sparsity, NALU scores."""
+    def solved(row) -> str:
+        if np.isnan(row["solved at"]):
+            return "–"
+        return f"{row['solved at']:,.0f} [{row['solved at q25']:,.0f} – {row['solved at q75']:,.0f}]"
+
+    return pd.DataFrame({
+        "target": summary["target"],
+        "model": summary["model"],
+        "successes": summary["successes"].astype(str) + " / " + summary["seeds"].astype(str),
+        "success rate [95% CI]": [f"{r:.2f} [{lo:.2f} – {hi:.2f}]" for r, lo, hi in
+                                  zip(summary["success rate"], summary["success low"], summary["success high"])],
+        "solved at: median step [IQR]": [solved(row) for _, row in summary.iterrows()],
+        "sparsity error": summary["sparsity error"],
+        "NALU score interpolation": summary["nalu score interpolation"],
+        "NALU score extrapolation": summary["nalu score extrapolation"],
+    })
+
+
+def formula_summary(formulas: pd.DataFrame) -> pd.DataFrame:
+    """Per (target, model): how many seeds' formulas are exact, and the formula most seeds learnt."""
+    if formulas.empty:
+        return pd.DataFrame(columns=["target", "model", "exact formulas", "most common formula"])
+    rows = []
+    for (target, model), group in formulas.groupby(["target", "model"], sort=False):
+        rows.append({
+            "target": target, "model": model,
+            "exact formulas": f"{int(group['exact'].sum())} / {len(group)}",
+            "most common formula": group["formula"].value_counts().index[0],
+        })
+    return pd.DataFrame(rows)
