@@ -187,6 +187,8 @@ def _describe_entry(entry: Entry) -> str:
         lines.append(f"    targets {made.targets}")
         lines.append(f"    models {made.models}")
         lines.append("    " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in made.settings.items()))
+    if entry.kind == "target" and not entry.in_all:
+        lines.append("    not part of '--targets all': select it by name or through a suite")
     lines.append(f"    from {entry.origin}")
     return "\n".join(lines)
 

@@ -136,10 +136,9 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
          "y_pred": line_pred.reshape(-1)}
     )
 
-    steps = log.steps[1:]  # the first evaluation is before any step: it has no training loss
     curves = pd.DataFrame(
-        {**ids, "seed": np.repeat(seeds, len(steps)), "step": np.tile(steps, len(seeds)),
-         "loss": log.loss[:, 1:].reshape(-1)}
+        {**ids, "seed": np.repeat(seeds, len(log.loss_steps)), "step": np.tile(log.loss_steps, len(seeds)),
+         "loss": log.loss.reshape(-1)}
     )
     evaluations = pd.concat(
         [

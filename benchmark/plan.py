@@ -175,7 +175,7 @@ def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[
     """
     table = registry.table(kind)
     if text.strip() == "all":
-        chosen = [(entry, {}) for entry in table.values()]
+        chosen = [(entry, {}) for entry in table.values() if entry.in_all]
     else:
         if kind == "model" and text.strip() == "default":
             text = ",".join(DEFAULT_MODELS)

@@ -179,6 +179,9 @@ class Entry:
     factory: Callable[..., Any]
     parameters: tuple[Parameter, ...] = ()
     origin: str = ""
+    #: False for targets that belong to a suite's protocol: selectable by
+    #: name and through the suite, but not part of `--targets all`.
+    in_all: bool = True
 
     def create(self, **values: Any) -> Any:
         """Build the target or model spec for these parameter values.
@@ -256,6 +259,7 @@ def target(
     linear_solution: LinearSolution | tuple[Sequence[float], float] | None = None,
     near_exact: Callable[[np.ndarray, float], np.ndarray] | None = None,
     name: str | None = None,
+    in_all: bool = True,
 ) -> Callable[[Callable[[np.ndarray], np.ndarray]], Entry]:
     """Register a vectorised function as a target.
 
@@ -277,18 +281,22 @@ def target(
                 near_exact=near_exact,
             )
 
-        return Entry("target", name or fn.__name__, description, make)
+        return Entry("target", name or fn.__name__, description, make, in_all=in_all)
 
     return register
 
 
-def target_family(*, description: str, name: str | None = None) -> Callable[[Callable[..., Target]], Entry]:
+def target_family(
+    *, description: str, name: str | None = None, in_all: bool = True
+) -> Callable[[Callable[..., Target]], Entry]:
     """Register a factory of targets whose keyword parameters are selectable.
 
     The factory's parameters must have defaults and int, float, bool, str or
     Literal annotations; ``name[key=value]`` on the command line sets them.
+    `in_all=False` leaves the family out of ``--targets all`` (for targets
+    that belong to a suite).
     """
-    return _family("target", description, name)
+    return _family("target", description, name, in_all)
 
 
 def model_family(*, description: str, name: str | None = None) -> Callable[[Callable[..., Any]], Entry]:
@@ -306,9 +314,9 @@ def preset(family: Entry, name: str, description: str, **values: Any) -> Entry:
     return Entry(family.kind, name, description, family.factory, parameters)
 
 
-def _family(kind: Kind, description: str, name: str | None) -> Callable[[Callable[..., Any]], Entry]:
+def _family(kind: Kind, description: str, name: str | None, in_all: bool = True) -> Callable[[Callable[..., Any]], Entry]:
     def register(factory: Callable[..., Any]) -> Entry:
-        return Entry(kind, name or factory.__name__, description, factory, _parameters_of(factory))
+        return Entry(kind, name or factory.__name__, description, factory, _parameters_of(factory), in_all=in_all)
 
     return register
 

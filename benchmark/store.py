@@ -11,7 +11,7 @@ Layout of ``reports/<run-id>/`` (schema version 2):
   ``sparsity_error`` for the arithmetic units)
 - ``formulas.parquet``: target, model, seed, formula, exact
 - ``curves.parquet``: target, model, seed, step, loss (mean training loss
-  since the previous evaluation)
+  per epoch, or since the previous evaluation when training by steps)
 - ``evaluations.parquet``: target, model, seed, step, split, mse: every
   split scored during training (step 0 is before the first step)
 - ``lines.parquet``: target, model, seed, position, distance, y_true, y_pred:

@@ -50,6 +50,6 @@ def train_cell(cell: Cell, splits: list[Split]) -> TrainedCell:
     seconds = time.perf_counter() - start
     with np.errstate(all="ignore"):
         finite_predictions = np.isfinite(model.predict(train.x)).all(axis=(1, 2))
-    finite_loss = np.isfinite(log.loss[:, 1:]).all(axis=1)  # the first point is before any step
+    finite_loss = np.isfinite(log.loss).all(axis=1)
     diverged = ~finite_predictions | (~finite_loss & (not settings.by_steps))
     return TrainedCell(cell, model, log, diverged, seconds)

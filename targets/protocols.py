@@ -51,7 +51,10 @@ def near_exact(op: str, a: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
         }[op]()
 
 
-@target_family(description="a op b, a and b sums of two overlapping input subsets; U[1, 2] -> U[2, 6] (Madsen & Johansen)")
+@target_family(
+    description="a op b, a and b sums of two overlapping input subsets; U[1, 2] -> U[2, 6] (Madsen & Johansen)",
+    in_all=False,
+)
 def subset_op(op: Op = "add", size: int = 100, subset: float = 0.25, overlap: float = 0.5) -> Target:
     if not 4 <= size <= 10_000:
         raise ValueError(f"size must be between 4 and 10000, got {size}")
@@ -113,7 +116,10 @@ Range = Literal["-20:-10", "-2:-1", "-1.2:-1.1", "-0.2:-0.1", "-2:2", "0.1:0.2",
 BinaryOp = Literal["add", "sub", "mul", "div"]
 
 
-@target_family(description="x1 op x2 on one of the nine ranges of the single-layer arithmetic benchmark (Mistry et al.)")
+@target_family(
+    description="x1 op x2 on one of the nine ranges of the single-layer arithmetic benchmark (Mistry et al.)",
+    in_all=False,
+)
 def binary_op(op: BinaryOp = "add", range: Range = "1:2") -> Target:  # noqa: A002 - the benchmark's own word
     low, high = (float(v) for v in range.split(":"))
     solution = {"add": ((1.0, 1.0), 0.0), "sub": ((1.0, -1.0), 0.0)}.get(op)

@@ -41,8 +41,10 @@ def test_list_targets_shows_every_builtin_with_its_domains(bench):
     assert names == [
         "addition", "subtraction", "weighted_sum", "product", "division",
         "square", "cubic", "abs", "sqrt", "sine", "cosine", "exp", "log",
+        "subset_op", "binary_op",  # the published protocols' targets
     ]
     assert "extrapolation far: [0, 20]^2 outside [0, 10]^2" in result.stdout
+    assert result.stdout.count("not part of '--targets all'") == 2
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from benchmark.report.tables import VERDICTS, cell_summary, target_summary, verdict
+from benchmark.store import TABLES
 
 EVIL_DESCRIPTION = '<script>alert("description")</script>'
 
@@ -66,7 +67,7 @@ def test_every_page_figure_and_table_is_written(report):
     for split in ("interpolation", "extrapolation"):
         assert (run / "figures" / f"heatmap-{split}.pdf").stat().st_size > 1000
         assert f'href="figures/heatmap-{split}.svg"' in index
-    for table in ("results", "probes", "params", "curves", "lines"):
+    for table in TABLES:
         csv = pd.read_csv(run / "csv" / f"{table}.csv")
         assert len(csv) == len(report.table(table))
         assert f'href="csv/{table}.csv"' in index and f'href="{table}.parquet"' in index

@@ -19,10 +19,13 @@ def test_schema_of_every_table(bench):
     result = bench("run", *SMALL)
     assert result.exit_code == 0, result.stderr
     columns = {
-        "results": ["target", "model", "seed", "split", "split_kind", "mse", "nmse", "max_abs_error", "status", "train_seconds", "cell"],
+        "results": ["target", "model", "seed", "split", "split_kind", "mse", "nmse", "max_abs_error", "initial_mse",
+                    "nalu_score", "threshold", "status", "kept_step", "train_seconds", "cell"],
         "probes": ["target", "model", "seed", "x", "y_true", "y_pred"],
         "params": ["target", "model", "seed", "parameter", "value"],
-        "curves": ["target", "model", "seed", "epoch", "loss"],
+        "formulas": ["target", "model", "seed", "formula", "exact"],
+        "curves": ["target", "model", "seed", "step", "loss"],
+        "evaluations": ["target", "model", "seed", "step", "split", "mse"],
     }
     for table, expected in columns.items():
         assert list(result.table(table).columns) == expected, table
@@ -30,8 +33,12 @@ def test_schema_of_every_table(bench):
     assert len(results) == 3 * 2 * 2 * 4
     assert not results.duplicated(["target", "model", "seed", "split"]).any()
     assert set(result.table("params")["model"]) == {"linear"}
+    assert set(result.table("formulas")["model"]) == {"linear"}
+    # Thresholds exist where the target states an exact solution (addition), not elsewhere.
+    thresholds = results[results["split_kind"] == "extrapolation"].groupby("target")["threshold"]
+    assert thresholds.apply(lambda t: t.notna().all()).to_dict() == {"addition": True, "sine": False, "square": False}
     meta = result.meta()
-    assert meta["schema_version"] == 1
+    assert meta["schema_version"] == 2
     assert meta["config"]["seeds"] == 2 and meta["config"]["epochs"] == 10
     assert {"torch", "numpy", "pandas"} <= set(meta["versions"])
     assert meta["machine"]["cpu_count"] >= 1
@@ -59,7 +66,7 @@ def test_a_changed_setting_in_the_same_folder_is_a_new_cell(bench):
     changed = bench("run", *SMALL[:-1], "12", "--run-id", "mine")
     assert changed.run_dir == first.run_dir
     assert "(6 trained, 0 reused)" in changed.stdout
-    assert set(changed.table("curves")["epoch"]) == set(range(1, 13))
+    assert set(changed.table("curves")["step"]) == set(range(5, 61, 5))  # 12 epochs of 5 batches
 
 
 def test_a_run_killed_with_sigkill_resumes_without_losing_or_repeating_cells(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from benchmark.data import sample_splits
-from benchmark.models import TrainSettings
+from benchmark.models import MonitoredSplit, TrainingData, TrainSettings
 from benchmark.plan import RunConfig, build_plan
 from benchmark.plugins import load_registry
 from benchmark.train import train_cell
@@ -36,13 +36,13 @@ def test_a_seed_trains_the_same_alone_or_among_others(registry, model):
 
     fit_together = train_cell(together, splits_together)
     fit_alone = train_cell(alone, splits_alone)
-    np.testing.assert_allclose(fit_together.losses[3], fit_alone.losses[0], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(fit_together.log.loss[3], fit_alone.log.loss[0], rtol=1e-4, atol=1e-7)
     probe = splits_alone[1].x
     np.testing.assert_allclose(
         fit_together.model.predict(np.repeat(probe, 5, axis=0))[3], fit_alone.model.predict(probe)[0], rtol=1e-4, atol=1e-5
     )
     # ... and other seeds really are different models.
-    assert not np.allclose(fit_together.losses[0], fit_together.losses[3])
+    assert not np.allclose(fit_together.log.loss[0], fit_together.log.loss[3])
 
 
 def test_linear_unit_starts_from_pytorchs_default_init(registry):
@@ -65,8 +65,8 @@ def test_a_diverging_member_leaves_the_others_untouched(registry):
 
     clean = model_spec.build(("x",), [0, 1, 2], "cpu")
     poisoned = model_spec.build(("x",), [0, 1, 2], "cpu")
-    clean_losses = clean.fit(x, y, settings)
-    poisoned_losses = poisoned.fit(poisoned_x, y, settings)
+    clean_losses = clean.fit(TrainingData(x, y, [MonitoredSplit("interpolation", x, y)]), settings).loss
+    poisoned_losses = poisoned.fit(TrainingData(poisoned_x, y, [MonitoredSplit("interpolation", x, y)]), settings).loss
 
     assert not np.isfinite(poisoned_losses[1]).all()
     np.testing.assert_array_equal(poisoned_losses[[0, 2]], clean_losses[[0, 2]])
@@ -89,6 +89,6 @@ def test_training_loss_falls_for_every_family(registry):
     for model in ("linear", "mlp", "mlp_tanh", "mlp_small", "mlp_wide"):
         cell = cell_for(registry, "square", model, [0, 1], epochs=30)
         fitted = train_cell(cell, sample_splits(cell.target, cell.seeds, cell.samples, cell.eval_samples))
-        assert fitted.losses.shape == (2, 30)
-        assert (fitted.losses[:, -1] < fitted.losses[:, 0]).all(), model
+        assert fitted.log.loss.shape == (2, 30)  # one loss per epoch
+        assert (fitted.log.loss[:, -1] < fitted.log.loss[:, 0]).all(), model
         assert not fitted.diverged.any()

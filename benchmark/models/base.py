@@ -97,8 +97,9 @@ class TrainingData:
 class TrainingLog:
     """What happened while a model trained, per seed."""
 
-    steps: np.ndarray  # (points,) optimiser steps taken at each evaluation
-    loss: np.ndarray  # (seeds, points) mean training loss since the previous evaluation
+    loss_steps: np.ndarray  # (k,) steps at which the loss was logged: every epoch, or every evaluation
+    loss: np.ndarray  # (seeds, k) mean training loss over the steps since the previous log
+    steps: np.ndarray  # (points,) steps at each evaluation, the first (0) before any training
     monitored: Mapping[str, np.ndarray]  # split name -> (seeds, points) MSE
     kept_step: np.ndarray  # (seeds,) the step whose parameters the model now holds
 

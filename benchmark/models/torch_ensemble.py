@@ -203,8 +203,10 @@ def fit_ensemble(
     constrain = getattr(module, "constrain_", None)
     total = settings.total_steps(samples)
     interval = settings.evaluation_interval(samples)
+    # The article logs its loss once per epoch; training by steps logs it at each evaluation.
+    loss_interval = interval if settings.by_steps else -(-samples // settings.batch_size)
     log = _Log(module, monitor, keep_best=settings.by_steps)
-    log.evaluate(0, None)
+    log.evaluate(0)
     running = None
     count = 0
     for step, (xb, yb) in enumerate(batches, start=1):
@@ -220,9 +222,11 @@ def fit_ensemble(
             constrain()
         running = per_member.detach() if running is None else running + per_member.detach()
         count += 1
-        if step % interval == 0 or step == total:
-            log.evaluate(step, running / count)
+        if step % loss_interval == 0 or step == total:
+            log.log_loss(step, running / count)
             running, count = None, 0
+        if step % interval == 0 or step == total:
+            log.evaluate(step)
     return log.finish()
 
 
@@ -231,25 +235,27 @@ class _Log:
 
     def __init__(self, module: nn.Module, monitor: Sequence[tuple[str, torch.Tensor, torch.Tensor]], keep_best: bool):
         self.module = module
-        self.device = next(module.parameters()).device
         self.monitor = monitor
         self.keep_best = keep_best
         self.steps: list[int] = []
+        self.loss_steps: list[int] = []
         self.losses: list[torch.Tensor] = []
         self.scores: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in monitor}
         self.best: list[torch.Tensor] | None = None
         self.best_score: torch.Tensor | None = None
         self.kept_step: torch.Tensor | None = None
 
+    def log_loss(self, step: int, loss: torch.Tensor) -> None:
+        self.loss_steps.append(step)
+        self.losses.append(loss)
+
     @torch.no_grad()
-    def evaluate(self, step: int, loss: torch.Tensor | None) -> None:
+    def evaluate(self, step: int) -> None:
         scores = {}
         for name, x, y in self.monitor:
             scores[name] = (self.module(x).double() - y).square().mean(dim=(1, 2))
             self.scores[name].append(scores[name])
         self.steps.append(step)
-        members = next(self.module.parameters()).shape[0]
-        self.losses.append(loss if loss is not None else torch.full((members,), float("nan"), device=self.device))
         if not self.keep_best or not self.monitor:
             return
         validation = scores[self.monitor[0][0]]
@@ -275,8 +281,9 @@ class _Log:
         else:
             kept_step = np.full(len(self.losses[0]), self.steps[-1])
         return TrainingLog(
-            steps=np.asarray(self.steps),
+            loss_steps=np.asarray(self.loss_steps),
             loss=torch.stack(self.losses, dim=1).double().cpu().numpy(),
+            steps=np.asarray(self.steps),
             monitored={name: torch.stack(s, dim=1).cpu().numpy() for name, s in self.scores.items()},
             kept_step=kept_step,
         )

@@ -1,0 +1,128 @@
+"""The published arithmetic protocols through the CLI: suites, training by steps, the success statistics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from benchmark.cli import cli
+from benchmark.data import sample_splits
+from benchmark.plugins import load_registry
+from conftest import Invocation, assert_one_line_error
+
+SHORT = ["--suite", "arithmetic-single-layer", "--seeds", "3",
+         "--targets", "binary_op[op=add],binary_op[op=sub],binary_op[op=mul]", "--models", "nau,nmu,mlp"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Invocation:
+    """NAU, NMU and a ReLU MLP on +, - and * over U[1, 2] -> U[2, 6]: 3 seeds x the suite's 5,000 steps."""
+    out = tmp_path_factory.mktemp("protocol")
+    result = CliRunner().invoke(cli, ["run", *SHORT, "--out", str(out)], catch_exceptions=False)
+    return Invocation(result.exit_code, result.stdout, result.stderr)
+
+
+def success(run: Invocation) -> pd.Series:
+    return pd.read_csv(run.run_dir / "csv" / "success.csv").set_index(["target", "model"])["success rate"]
+
+
+def test_units_solve_what_they_are_built_for_and_the_mlp_does_not(short_run):
+    assert short_run.exit_code == 0, short_run.stderr
+    rates = success(short_run)
+    assert rates[("binary_op", "nau")] == 1.0  # a + b
+    assert rates[("binary_op[op=sub]", "nau")] == 1.0
+    assert rates[("binary_op[op=mul]", "nmu")] == 1.0
+    assert rates[("binary_op[op=mul]", "mlp")] == 0.0  # fits in range, fails outside it
+    assert rates[("binary_op[op=mul]", "nau")] == 0.0  # a sum cannot be a product
+    summary = pd.read_csv(short_run.run_dir / "csv" / "success.csv").set_index(["target", "model"])
+    solved = summary.loc[("binary_op[op=mul]", "nmu")]
+    assert 0 < solved["solved at"] <= 5000 and solved["success low"] > 0.4 and solved["success high"] == 1.0
+    assert solved["sparsity error"] < 1e-3
+
+
+def test_the_suite_sets_the_published_settings_and_the_command_line_overrides_them(short_run):
+    config = short_run.meta()["config"]
+    assert config["suite"] == "arithmetic-single-layer"
+    assert (config["batch_size"], config["learning_rate"], config["eval_samples"]) == (128, 1e-3, 10_000)
+    assert config["seeds"] == 3  # given on the command line
+    assert (config["steps"], config["eval_every"]) == (5000, 500)  # from the suite
+
+
+def test_learned_formulas_are_read_and_checked(short_run):
+    formulas = short_run.table("formulas").set_index(["target", "model", "seed"]).sort_index()
+    assert set(formulas.loc[("binary_op", "nau"), "formula"]) == {"y = 1.000*a + 1.000*b"}
+    assert formulas.loc[("binary_op", "nau"), "exact"].all()
+    assert set(formulas.loc[("binary_op[op=mul]", "nmu"), "formula"]) == {"y = a * b"}
+    assert not formulas.loc[("binary_op[op=mul]", "nau"), "exact"].any()
+    assert "mlp" not in set(formulas.reset_index()["model"])  # an MLP has no formula to read
+    index = (short_run.run_dir / "index.html").read_text()
+    assert "Success on the published criterion" in index and "y = a * b" in index
+
+
+def test_the_kept_checkpoint_is_the_best_validation_one(short_run):
+    results = short_run.table("results")
+    evaluations = short_run.table("evaluations")
+    interpolation = evaluations[evaluations["split"] == "interpolation"]
+    best = interpolation.loc[interpolation.groupby(["target", "model", "seed"])["mse"].idxmin()]
+    kept = results[results["split"] == "interpolation"].merge(best, on=["target", "model", "seed"], suffixes=("", "_best"))
+    assert len(kept) == 3 * 3 * 3
+    np.testing.assert_array_equal(kept["kept_step"], kept["step"])
+    np.testing.assert_allclose(kept["mse"], kept["mse_best"], rtol=1e-5, atol=1e-12)
+    assert sorted(evaluations["step"].unique()) == list(range(0, 5001, 500))
+
+
+def test_nalu_score_divides_by_the_untrained_models_error(short_run):
+    registry = load_registry()
+    results = short_run.table("results")
+    target = registry.targets["binary_op"].create(op="mul")
+    splits = {s.name: s for s in sample_splits(target, (0, 1, 2), 1000, 10_000)}
+    untrained = registry.models["nmu"].create().build(target.inputs, (0, 1, 2), "cpu")
+    split = splits["extrapolation"]
+    initial = ((untrained.predict(split.x) - split.y) ** 2).mean(axis=(1, 2))
+    rows = results[(results["target"] == "binary_op[op=mul]") & (results["model"] == "nmu") & (results["split"] == "extrapolation")]
+    np.testing.assert_allclose(rows["initial_mse"], initial, rtol=1e-6)
+    np.testing.assert_allclose(rows["nalu_score"], 100 * rows["mse"] / np.median(initial), rtol=1e-6)
+
+
+def test_subset_offsets_are_drawn_per_seed():
+    target = load_registry().targets["subset_op"].create(op="add")
+    x = np.ones((1, 100))
+    x[0, 50:] = 0  # the sum a + b depends on where the subsets sit
+    values = {float(target.at_seed(seed).fn(x)[0, 0]) for seed in range(20)}
+    assert len(values) > 3
+    splits = sample_splits(target, (4, 7), 50, 50)
+    for s, seed in enumerate((4, 7)):
+        np.testing.assert_allclose(splits[0].y[s], target.at_seed(seed).fn(splits[0].x[s].astype(np.float64)))
+
+
+def test_the_static_task_runs_through_the_same_runner(bench):
+    result = bench("run", "--suite", "arithmetic-static", "--targets", "subset_op[op=mul,size=8]", "--models", "nmu[hidden=2],mlp[width=2,depth=1]",
+                   "--seeds", "2", "--steps", "200", "--eval-every", "100", "--eval-samples", "500")
+    assert result.exit_code == 0, result.stderr
+    summary = pd.read_csv(result.run_dir / "csv" / "success.csv")
+    assert set(summary["model"]) == {"nmu[hidden=2]", "mlp[width=2,depth=1]"} and (summary["seeds"] == 2).all()
+    params = result.table("params")
+    assert {"layer1.weight[x1,h1]", "layer2.weight[h2]", "sparsity_error"} <= set(params["parameter"])
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--suite", "arithmetc"], ["unknown suite 'arithmetc'", "did you mean"]),
+        (["--suite", "arithmetic-static,arithmetic-single-layer"], ["--suite takes one suite"]),
+        (["--steps", "-1"], ["--steps must be between 0 and"]),
+        (["--reg-start", "10", "--reg-end", "5"], ["need 0 <= --reg-start <= --reg-end"]),
+        (["--models", "nau[hidden=-1]"], ["hidden must be between 0"]),
+    ],
+)
+def test_bad_protocol_options_get_one_line(bench, args, fragments):
+    assert_one_line_error(bench("run", *args), *fragments)
+
+
+def test_list_suites(bench):
+    result = bench("list", "suites")
+    assert result.exit_code == 0
+    names = [line.split(":")[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert names == ["arithmetic-static", "arithmetic-static-published", "arithmetic-single-layer",
+                     "arithmetic-single-layer-published"]
+    assert "steps 5000000" in result.stdout
