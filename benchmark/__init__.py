@@ -11,7 +11,16 @@ its module and from the ``bench`` command.
 __version__ = "0.1.0"
 
 from .domains import Box, Intervals, Shell, near_and_far  # noqa: E402
-from .registry import LinearSolution, Suite, Target, model_family, preset, suite, target, target_family  # noqa: E402
+from .registry import (  # noqa: E402
+    LinearSolution,
+    Suite,
+    Target,
+    model_family,
+    preset,
+    suite,
+    target,
+    target_family,
+)
 
 __all__ = [
     "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",

@@ -244,7 +244,9 @@ def suite(name: str, *, description: str, targets: str, models: str, **settings:
 
 
 def _model_spec_type() -> type:
-    from .models.base import ModelSpec  # models build on this module, so look it up late
+    from .models.base import (
+        ModelSpec,  # models build on this module, so look it up late
+    )
 
     return ModelSpec
 

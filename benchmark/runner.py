@@ -20,10 +20,10 @@ import pandas as pd
 from . import __version__
 from .checks import INTERPOLATION
 from .data import sample_splits
-from .statistics import success_thresholds
 from .errors import FuncbenchError, describe_exception
 from .evaluate import DIVERGED, evaluate_cell
 from .plan import Cell, Plan, RunConfig
+from .statistics import success_thresholds
 from .store import SCHEMA_VERSION, RunStore
 from .train import train_cell
 

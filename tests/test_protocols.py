@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import Invocation, assert_one_line_error
 
 from benchmark.cli import cli
 from benchmark.data import sample_splits
 from benchmark.plugins import load_registry
-from conftest import Invocation, assert_one_line_error
 
 SHORT = ["--suite", "arithmetic-single-layer", "--seeds", "3",
          "--targets", "binary_op[op=add],binary_op[op=sub],binary_op[op=mul]", "--models", "nau,nmu,mlp"]

@@ -15,9 +15,9 @@ EVIL_DESCRIPTION = '<script>alert("description")</script>'
 def report(tmp_path_factory):
     """One small real run shared by the tests of this module."""
     from click.testing import CliRunner
+    from conftest import Invocation
 
     from benchmark.cli import cli
-    from conftest import Invocation
 
     out = tmp_path_factory.mktemp("reports")
     result = CliRunner().invoke(

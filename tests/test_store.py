@@ -8,9 +8,9 @@ import sys
 import time
 
 import pandas as pd
+from conftest import assert_one_line_error
 
 from benchmark.store import TABLES
-from conftest import assert_one_line_error
 
 SMALL = ["--targets", "addition,square,sine", "--models", "linear,mlp_small", "--seeds", "2", "--epochs", "10"]
 

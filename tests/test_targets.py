@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from benchmark import Box, Shell, near_and_far
-from benchmark.data import sample_splits
 from benchmark.checks import check_target
+from benchmark.data import sample_splits
 from benchmark.plugins import load_registry
 
 REGISTRY = load_registry()

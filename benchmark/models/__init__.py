@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ..registry import model_family, preset
-from .base import Model, ModelSpec, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
+from .base import (
+    Model,
+    ModelSpec,
+    MonitoredSplit,
+    TrainingData,
+    TrainingLog,
+    TrainSettings,
+)
 from .torch_ensemble import StackedLinear, StackedMLP, TorchEnsemble, seed_generators
 
 __all__ = ["Model", "ModelSpec", "MonitoredSplit", "TrainingData", "TrainingLog", "TrainSettings", "DEFAULT_MODELS"]

@@ -31,9 +31,17 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..evaluate import OK
-from ..store import TABLES, atomic_write
 from ..statistics import protocol_summary
-from .figures import heatmap, learning_figure, palette, prediction_figure, save, success_figure, success_grid
+from ..store import TABLES, atomic_write
+from .figures import (
+    heatmap,
+    learning_figure,
+    palette,
+    prediction_figure,
+    save,
+    success_figure,
+    success_grid,
+)
 from .tables import (
     EXACT,
     FITS,
