@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import INTERPOLATION, TRAIN, evaluate_target
+from .domains import Box
 from .registry import Target
 
 
@@ -49,11 +50,21 @@ def fresh_batches(target: Target, seeds: Sequence[int], batch_size: int) -> Call
     """
     streams = [_stream(seed, target.label, "fresh") for seed in seeds]
     seeded = [target.at_seed(seed) for seed in seeds]
+    domain = target.domain
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        # Millions of points per second go to the model in float32; drawing a
+        # box's points in float32 directly halves the cost of a step on the
+        # 100-input static task.
+        if isinstance(domain, Box):
+            low, width = np.asarray(domain.low, np.float32), np.asarray(domain.width, np.float32)
+            return low + width * rng.random((n, domain.dim), dtype=np.float32)
+        return domain.sample(n, rng).astype(np.float32)
 
     def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for t, rng in zip(seeded, streams):
-            x = target.domain.sample(k * batch_size, rng).astype(np.float32)
+            x = sample(k * batch_size, rng)
             xs.append(x.reshape(k, batch_size, -1))
             ys.append(evaluate_target(t, x.astype(np.float64)).reshape(k, batch_size, 1))
         return np.stack(xs, axis=1), np.stack(ys, axis=1)
