@@ -100,7 +100,7 @@ class TorchEnsemble:
         if settings.by_steps:
             if data.fresh is None:
                 raise ValueError("training by steps needs a source of fresh batches")
-            batches = _fresh_batches(data.fresh, settings, data.x.shape[1], self.device)
+            batches = _fresh_batches(data.fresh, settings, data.x.shape[2], self.device)
         else:
             # Each member shuffles with its own stream, so its batches do not
             # depend on which other seeds share the ensemble.
