@@ -116,7 +116,10 @@ def resolve_config(registry: Registry, suite: str | None, options: dict[str, Any
     unknown = sorted(set(values) - known)
     if unknown:
         raise FuncbenchError(f"suite '{chosen.label}' sets unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return RunConfig(**values)
+    try:
+        return RunConfig(**values)
+    except TypeError as exc:  # a plugin's suite gave, say, seeds="5"
+        raise FuncbenchError(f"suite '{chosen.label}' ({chosen.description}) has a setting of the wrong type: {exc}") from None
 
 
 def build_plan(registry: Registry, config: RunConfig) -> Plan:

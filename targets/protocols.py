@@ -17,7 +17,9 @@ and an NAC* for / and sqrt, whose weights -1 and 1/2 become -(1 - eps) and
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -96,8 +98,7 @@ def subset_op(op: Op = "add", size: int = 100, subset: float = 0.25, overlap: fl
         offset = int(np.random.default_rng([seed, 0x5B5E7]).integers(0, size - span + 1))
         return at_offset(offset)
 
-    base = at_offset(0)
-    return Target(**{**base.__dict__, "seeded": seeded})
+    return replace(at_offset(0), seeded=seeded)
 
 
 #: The single-layer benchmark's interpolation ranges and their extrapolation ranges.
@@ -137,8 +138,6 @@ def binary_op(op: BinaryOp = "add", range: Range = "1:2") -> Target:  # noqa: A0
 
 def _selection(family: str, values: dict[str, list[str]]) -> str:
     """Every combination of the given parameter values, as one selection string."""
-    import itertools
-
     keys = list(values)
     return ",".join(
         f"{family}[{','.join(f'{k}={v}' for k, v in zip(keys, combo))}]" for combo in itertools.product(*values.values())

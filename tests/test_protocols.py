@@ -126,3 +126,31 @@ def test_list_suites(bench):
     assert names == ["arithmetic-static", "arithmetic-static-published", "arithmetic-single-layer",
                      "arithmetic-single-layer-published"]
     assert "steps 5000000" in result.stdout
+
+
+PLUGIN_SUITE = '''
+import numpy as np
+from benchmark import Box, near_and_far, suite, target
+
+LINE = Box((0.0,), (1.0,))
+
+@target(domain=LINE, extrapolation=near_and_far(LINE, "low"), description="3x", linear_solution=((3.0,), 0.0))
+def triple(x):
+    return 3 * x
+
+study = suite("triple-study", description="a plugin's own study", targets="triple", models="linear", seeds=2, epochs=150)
+broken = suite("broken-study", description="a typo in a setting", targets="triple", models="linear", seeds=2, epohcs=40)
+'''
+
+
+def test_a_plugin_defines_a_suite(bench, tmp_path):
+    plugin = tmp_path / "study.py"
+    plugin.write_text(PLUGIN_SUITE)
+    result = bench("run", "--plugin", str(plugin), "--suite", "triple-study")
+    assert result.exit_code == 0, result.stderr
+    config = result.meta()["config"]
+    assert (config["suite"], config["seeds"], config["epochs"], config["targets"]) == ("triple-study", 2, 150, "triple")
+    rates = success(result)
+    assert rates[("triple", "linear")] == 1.0  # the linear unit learns 3x exactly
+    assert_one_line_error(bench("run", "--plugin", str(plugin), "--suite", "broken-study"),
+                          "suite 'broken-study' sets unknown option(s) epohcs")
