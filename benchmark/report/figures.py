@@ -209,7 +209,8 @@ def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequen
     models = [m for m in models if m in set(summary["model"])]
     width = 0.8 / max(len(models), 1)
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(max(6.5, 1.4 + 0.24 * len(targets) * len(models)), 4.2), layout="constrained")
+        # Wide enough for the bars of a few targets; capped so that dozens still fit a page.
+        fig = Figure(figsize=(min(18.0, max(6.5, 1.4 + 0.24 * len(targets) * len(models))), 4.2), layout="constrained")
         ax = fig.subplots()
         for k, model in enumerate(models):
             rows = summary[summary["model"] == model].set_index("target").reindex(targets)
