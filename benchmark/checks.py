@@ -15,6 +15,8 @@ from .registry import Target
 
 TRAIN = "train"
 INTERPOLATION = "interpolation"
+#: Drawn from the training domain when training by steps, only to pick the kept checkpoint.
+VALIDATION = "validation"
 
 
 def evaluate_target(target: Target, x: np.ndarray) -> np.ndarray:
@@ -40,7 +42,7 @@ def check_target(target: Target) -> str | None:
     if not target.extrapolation:
         return "needs at least one extrapolation region"
     for name, region in target.extrapolation.items():
-        if name in (TRAIN, INTERPOLATION):
+        if name in (TRAIN, VALIDATION, INTERPOLATION):
             return f"names an extrapolation region '{name}', which is reserved; rename it"
         if region.dim != d:
             return f"has extrapolation region '{name}' of dimension {region.dim}, not {d}"

@@ -15,26 +15,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import INTERPOLATION, TRAIN, evaluate_target
-from .domains import Box
+from .checks import INTERPOLATION, TRAIN, VALIDATION, evaluate_target
 from .registry import Target
+
+#: Extra words in a stream's seed, so that no region name can collide with these streams.
+FRESH_STREAM = 0xF4E5
+THRESHOLD_STREAM = 0x7E5
 
 
 @dataclass(frozen=True, eq=False)
 class Split:
     name: str
-    kind: str  # "train", "interpolation" or "extrapolation"
+    kind: str  # "train", "validation", "interpolation" or "extrapolation"
     x: np.ndarray  # (seeds, n, d) float32
     y: np.ndarray  # (seeds, n, 1) float64
 
 
-def sample_splits(target: Target, seeds: Sequence[int], n_train: int, n_eval: int) -> list[Split]:
-    """The training set and every evaluation split, stacked over seeds."""
-    regions = [(TRAIN, TRAIN, target.domain, n_train), (INTERPOLATION, INTERPOLATION, target.domain, n_eval)]
+def sample_splits(
+    target: Target, seeds: Sequence[int], n_train: int, n_eval: int, validation: bool = False
+) -> list[Split]:
+    """The training set and every evaluation split, stacked over seeds.
+
+    With `validation`, also a split from the training domain that only picks
+    the kept checkpoint, so the interpolation split stays a held-out test.
+    """
+    regions = [(TRAIN, TRAIN, target.domain, n_train)]
+    if validation:
+        regions.append((VALIDATION, VALIDATION, target.domain, n_eval))
+    regions.append((INTERPOLATION, INTERPOLATION, target.domain, n_eval))
     regions += [(name, "extrapolation", region, n_eval) for name, region in target.extrapolation.items()]
     splits = []
     for name, kind, region, n in regions:
-        xs = [region.sample(n, _stream(seed, target.label, name)) for seed in seeds]
+        xs = [region.sample(n, stream(seed, target.label, name)) for seed in seeds]
         x = np.stack(xs).astype(np.float32)
         y = np.stack([evaluate_target(target.at_seed(seed), xi.astype(np.float64)) for seed, xi in zip(seeds, x)])
         splits.append(Split(name, kind, x, y))
@@ -48,23 +60,13 @@ def fresh_batches(target: Target, seeds: Sequence[int], batch_size: int) -> Call
     its training data does not depend on how the steps are chunked or on
     the other seeds.
     """
-    streams = [_stream(seed, target.label, "fresh") for seed in seeds]
+    streams = [stream(seed, target.label, "fresh", FRESH_STREAM) for seed in seeds]
     seeded = [target.at_seed(seed) for seed in seeds]
-    domain = target.domain
-
-    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
-        # Millions of points per second go to the model in float32; drawing a
-        # box's points in float32 directly halves the cost of a step on the
-        # 100-input static task.
-        if isinstance(domain, Box):
-            low, width = np.asarray(domain.low, np.float32), np.asarray(domain.width, np.float32)
-            return low + width * rng.random((n, domain.dim), dtype=np.float32)
-        return domain.sample(n, rng).astype(np.float32)
 
     def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for t, rng in zip(seeded, streams):
-            x = sample(k * batch_size, rng)
+            x = target.domain.sample(k * batch_size, rng).astype(np.float32)
             xs.append(x.reshape(k, batch_size, -1))
             ys.append(evaluate_target(t, x.astype(np.float64)).reshape(k, batch_size, 1))
         return np.stack(xs, axis=1), np.stack(ys, axis=1)
@@ -72,5 +74,6 @@ def fresh_batches(target: Target, seeds: Sequence[int], batch_size: int) -> Call
     return draw
 
 
-def _stream(seed: int, target_label: str, split: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(target_label.encode()), zlib.crc32(split.encode())])
+def stream(seed: int, target_label: str, name: str, *tags: int) -> np.random.Generator:
+    """The random stream of one seed, target and purpose (a split's name, plus tags for other uses)."""
+    return np.random.default_rng([seed, zlib.crc32(target_label.encode()), zlib.crc32(name.encode()), *tags])

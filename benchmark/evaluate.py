@@ -3,9 +3,8 @@
 nmse is the MSE divided by the variance of the target on the same split, so
 that 1.0 means "no better than predicting the split's mean" whatever the
 target's scale; a split on which the target is constant has no nmse (NaN).
-nalu_score is the NALU paper's 100 x MSE / MSE of the untrained models (the
-median over the cell's seeds at initialisation), so 0 is perfect and 100 no
-better than random initial weights.
+initial_mse is the same split's MSE before training, from which the
+statistics compute the NALU paper's score.
 """
 
 from __future__ import annotations
@@ -88,7 +87,6 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
         with np.errstate(all="ignore"):  # diverged members predict NaN or inf
             metrics = error_metrics(split.y, model.predict(split.x))
             initial = log.monitored.get(split.name, np.full((len(seeds), 1), np.nan))[:, 0]
-            nalu_score = 100 * metrics["mse"] / np.median(initial)
         threshold = np.full(len(seeds), np.nan)
         if thresholds is not None:
             known = thresholds[thresholds["split"] == split.name].set_index("seed")["threshold"]
@@ -96,7 +94,7 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
         results.append(
             pd.DataFrame(
                 {**ids, "seed": seeds, "split": split.name, "split_kind": split.kind, **metrics,
-                 "initial_mse": initial, "nalu_score": nalu_score, "threshold": threshold,
+                 "initial_mse": initial, "threshold": threshold,
                  "status": status, "kept_step": log.kept_step, "train_seconds": trained.seconds, "cell": cell.id}
             )
         )
@@ -104,7 +102,7 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
     probes = pd.DataFrame(columns=["target", "model", "seed", "x", "y_true", "y_pred"])
     if cell.target.probes:
         points = np.asarray(cell.target.probes, dtype=np.float32)
-        y_true = np.stack([evaluate_target(t, points.astype(np.float64))[:, 0] for t in _per_seed(cell.target, seeds)])
+        y_true = np.stack([evaluate_target(cell.target.at_seed(s), points.astype(np.float64))[:, 0] for s in seeds])
         y_pred = predict_everywhere(model, points, len(seeds))
         probes = pd.DataFrame(
             [
@@ -125,10 +123,9 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
 
     line = diagonal_line(cell.target.domain, cell.target.extrapolation.values(), LINE_POINTS)
     line_points = line.points.astype(np.float32).astype(np.float64)
-    if cell.target.seeded is None:
-        line_true = np.tile(true_values_along(cell.target, line_points), (len(seeds), 1))
-    else:
-        line_true = np.stack([true_values_along(t, line_points) for t in _per_seed(cell.target, seeds)])
+    # Computed once where the target is the same for every seed.
+    per_seed = [cell.target] if cell.target.seeded is None else [cell.target.at_seed(s) for s in seeds]
+    line_true = np.broadcast_to(np.stack([true_values_along(t, line_points) for t in per_seed]), (len(seeds), len(line_points)))
     line_pred = predict_everywhere(model, line.points.astype(np.float32), len(seeds))
     lines = pd.DataFrame(
         {**ids, "seed": np.repeat(seeds, len(line.position)), "position": np.tile(line.position, len(seeds)),
@@ -150,13 +147,6 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
     )
     return CellResult(pd.concat(results, ignore_index=True), probes, params, curves, lines, evaluations,
                       formula_table(ids, cell, model, splits))
-
-
-def _per_seed(target, seeds: np.ndarray) -> list:
-    """The target as each seed sees it; one shared object where it does not vary per seed."""
-    if target.seeded is None:
-        return [target] * len(seeds)
-    return [target.at_seed(seed) for seed in seeds]
 
 
 def formula_table(ids: dict, cell, model, splits: list[Split]) -> pd.DataFrame:

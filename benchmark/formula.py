@@ -33,12 +33,12 @@ class Expression:
     def rounded(self, decimals: int = DECIMALS) -> Expression:
         raise NotImplementedError
 
-    def text(self, names: Sequence[str]) -> str:
+    def text(self, names: Sequence[str], decimals: int = DECIMALS) -> str:
         raise NotImplementedError
 
     def formula(self, names: Sequence[str], decimals: int = DECIMALS) -> str:
         """The printed formula, e.g. ``y = 1.000*a + 1.000*b``."""
-        return "y = " + self.rounded(decimals).text(names)
+        return "y = " + self.rounded(decimals).text(names, decimals)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Input(Expression):
     def rounded(self, decimals: int = DECIMALS) -> Expression:
         return self
 
-    def text(self, names: Sequence[str]) -> str:
+    def text(self, names: Sequence[str], decimals: int = DECIMALS) -> str:
         return names[self.index]
 
 
@@ -71,20 +71,23 @@ class Affine(Expression):
         return total
 
     def rounded(self, decimals: int = DECIMALS) -> Expression:
+        flat = _flatten(self)  # round the composed coefficients once, not each layer's
+        if flat is not self:
+            return flat.rounded(decimals)
         terms = tuple(t.rounded(decimals) for t in self.terms)
-        return _flatten(tuple(round(w, decimals) for w in self.weights), terms, round(self.bias, decimals), decimals)
+        return Affine(tuple(round(w, decimals) for w in self.weights), terms, round(self.bias, decimals))
 
-    def text(self, names: Sequence[str]) -> str:
+    def text(self, names: Sequence[str], decimals: int = DECIMALS) -> str:
         parts = []
         for w, term in zip(self.weights, self.terms):
             if w == 0:
                 continue
-            inner = term.text(names)
+            inner = term.text(names, decimals)
             if not isinstance(term, Input):
                 inner = f"({inner})"
-            parts.append(("-" if w < 0 else "+", f"{abs(w):.{DECIMALS}f}*{inner}"))
+            parts.append(("-" if w < 0 else "+", f"{abs(w):.{decimals}f}*{inner}"))
         if self.bias != 0 or not parts:
-            parts.append(("-" if self.bias < 0 else "+", f"{abs(self.bias):.{DECIMALS}f}"))
+            parts.append(("-" if self.bias < 0 else "+", f"{abs(self.bias):.{decimals}f}"))
         sign, first = parts[0]
         return ("-" if sign == "-" else "") + first + "".join(f" {s} {p}" for s, p in parts[1:])
 
@@ -107,8 +110,8 @@ class PowerProduct(Expression):
     def rounded(self, decimals: int = DECIMALS) -> Expression:
         return PowerProduct(tuple(round(p, decimals) for p in self.exponents), tuple(t.rounded(decimals) for t in self.terms))
 
-    def text(self, names: Sequence[str]) -> str:
-        factors = [f"|{t.text(names)}|^{p:.{DECIMALS}f}" for p, t in zip(self.exponents, self.terms) if p != 0]
+    def text(self, names: Sequence[str], decimals: int = DECIMALS) -> str:
+        factors = [f"|{t.text(names, decimals)}|^{p:.{decimals}f}" for p, t in zip(self.exponents, self.terms) if p != 0]
         return " * ".join(factors) or "1"
 
 
@@ -129,16 +132,14 @@ class GatedProduct(Expression):
     def rounded(self, decimals: int = DECIMALS) -> Expression:
         return GatedProduct(tuple(round(g, decimals) for g in self.gates), tuple(t.rounded(decimals) for t in self.terms))
 
-    def text(self, names: Sequence[str]) -> str:
+    def text(self, names: Sequence[str], decimals: int = DECIMALS) -> str:
         factors = []
         for g, term in zip(self.gates, self.terms):
-            inner = term.text(names)
             if g == 0:
                 continue
-            if g == 1:
-                factors.append(inner if isinstance(term, Input) else f"({inner})")
-            else:
-                factors.append(f"({g:.{DECIMALS}f}*{inner if isinstance(term, Input) else f'({inner})'} + {1 - g:.{DECIMALS}f})")
+            inner = term.text(names, decimals)
+            inner = inner if isinstance(term, Input) else f"({inner})"
+            factors.append(inner if g == 1 else f"({g:.{decimals}f}*{inner} + {1 - g:.{decimals}f})")
         return " * ".join(factors) or "1"
 
 
@@ -147,19 +148,19 @@ def linear_form(weights: Sequence[float], bias: float = 0.0) -> Affine:
     return Affine(tuple(float(w) for w in weights), tuple(Input(i) for i in range(len(weights))), float(bias))
 
 
-def _flatten(weights: tuple[float, ...], terms: tuple[Expression, ...], bias: float, decimals: int) -> Affine:
+def _flatten(expression: Affine) -> Affine:
     """An affine map of affine maps of the inputs is one affine map of the inputs; say it once."""
-    if not all(isinstance(t, Affine) and all(isinstance(u, Input) for u in t.terms) for t in terms):
-        return Affine(weights, terms, bias)
+    terms = expression.terms
+    if not terms or not all(isinstance(t, Affine) and all(isinstance(u, Input) for u in t.terms) for t in terms):
+        return expression
     dim = max((u.index for t in terms for u in t.terms), default=-1) + 1  # type: ignore[attr-defined]
     combined = np.zeros(dim)
-    for w, t in zip(weights, terms):
+    bias = expression.bias
+    for w, t in zip(expression.weights, terms):
         for v, u in zip(t.weights, t.terms):  # type: ignore[attr-defined]
             combined[u.index] += w * v  # type: ignore[attr-defined]
         bias += w * t.bias  # type: ignore[attr-defined]
-    # Products of rounded coefficients are rounded again, so the formula
-    # that is printed is the formula that is evaluated.
-    return linear_form(np.round(combined, decimals).tolist(), round(bias, decimals))
+    return linear_form(combined.tolist(), bias)
 
 
 def is_exact(expression: Expression, target_values: np.ndarray, x: np.ndarray, decimals: int = DECIMALS) -> bool:

@@ -166,7 +166,11 @@ def train_settings(config: RunConfig, model: ModelSpec) -> TrainSettings:
     total = settings.total_steps(config.samples)
     start = config.reg_start if config.reg_start is not None else round(0.4 * total)
     end = config.reg_end if config.reg_end is not None else max(start, round(0.7 * total))
-    return replace(settings, reg_start=start, reg_end=max(start, end))
+    if end < start:
+        raise FuncbenchError(
+            f"--reg-end {end} comes before the regulariser's start, step {start} (40% of {total:,} steps); give --reg-start too"
+        )
+    return replace(settings, reg_start=start, reg_end=end)
 
 
 def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[str]]:

@@ -18,7 +18,7 @@ from importlib import metadata
 import pandas as pd
 
 from . import __version__
-from .checks import INTERPOLATION
+from .checks import INTERPOLATION, TargetError
 from .data import sample_splits
 from .errors import FuncbenchError, describe_exception
 from .evaluate import DIVERGED, evaluate_cell
@@ -62,7 +62,7 @@ def execute(
             continue
         first = pending[0]
         try:
-            splits = sample_splits(target, first.seeds, first.samples, first.eval_samples)
+            splits = sample_splits(target, first.seeds, first.samples, first.eval_samples, validation=first.settings.by_steps)
             thresholds = success_thresholds(target, first.seeds, {INTERPOLATION: target.domain, **target.extrapolation})
         except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
             problems.append(
@@ -71,7 +71,12 @@ def execute(
             )
             continue
         for cell in pending:
-            store.write_cell(cell.id, evaluate_cell(train_cell(cell, splits), splits, thresholds))
+            try:
+                trained_cell = train_cell(cell, splits)
+            except TargetError as exc:  # a fresh batch hit a point where the target is not finite
+                problems.append(f"{target.origin}: target '{target.label}' failed while training: {exc}; its remaining cells are skipped")
+                break
+            store.write_cell(cell.id, evaluate_cell(trained_cell, splits, thresholds))
             trained += 1
             on_cell(cell, False)
     finished_cells = [c for c in plan.cells if store.has_cell(c.id)]

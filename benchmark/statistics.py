@@ -18,12 +18,13 @@ diverged seed counts as a failure. Over seeds they report:
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from .checks import TargetError, evaluate_target
+from .data import THRESHOLD_STREAM, stream
 from .domains import Region
 from .registry import Target
 
@@ -45,14 +46,15 @@ def success_thresholds(target: Target, seeds: Sequence[int], regions: dict[str, 
     for seed in seeds:
         seeded = target.at_seed(seed)
         for name, region in regions.items():
-            rng = np.random.default_rng([seed, zlib.crc32(target.label.encode()), zlib.crc32(name.encode()), 0x7E5])
-            x = region.sample(n, rng)
+            x = region.sample(n, stream(seed, target.label, name, THRESHOLD_STREAM))
             with np.errstate(all="ignore"):
                 near = seeded.near_exact_values(x, EPSILON)
                 if near is None:
                     return None
-                exact = np.asarray(seeded.fn(x), dtype=np.float64).reshape(n, 1)
-            rows.append({"seed": seed, "split": name, "threshold": float(np.mean((near - exact) ** 2))})
+                threshold = float(np.mean((near - evaluate_target(seeded, x)) ** 2))
+            if not np.isfinite(threshold):
+                raise TargetError(f"its near-exact solution is not finite on region '{name}'")
+            rows.append({"seed": seed, "split": name, "threshold": threshold})
     return pd.DataFrame(rows)
 
 
@@ -64,7 +66,10 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     denominator = 1 + z**2 / trials
     centre = (p + z**2 / (2 * trials)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 and n successes a bound is exactly 0 or 1; rounding would put it a hair inside.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return (low, high)
 
 
 def seed_success(results: pd.DataFrame) -> pd.DataFrame:
@@ -90,47 +95,61 @@ def solved_at(evaluations: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return first.rename("solved_at").reset_index()
 
 
+SUMMARY_COLUMNS = [
+    "target", "model", "seeds", "successes", "success rate", "success low", "success high",
+    "solved at", "solved at q25", "solved at q75", "sparsity error",
+    "nalu score interpolation", "nalu score extrapolation",
+]
+
+
 def protocol_summary(results: pd.DataFrame, evaluations: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
     """Per (target, model) with a threshold: success rate, its Wilson interval, solved at, sparsity error, NALU scores."""
     keys = ["target", "model", "seed"]
     seeds = seed_success(results)
     seeds = seeds[seeds["success"].notna()]
     if seeds.empty:
-        return pd.DataFrame(columns=["target", "model", "seeds", "successes", "success rate", "success low",
-                                     "success high", "solved at", "solved at q25", "solved at q75",
-                                     "sparsity error", "nalu score interpolation", "nalu score extrapolation"])
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
     seeds = seeds.merge(solved_at(evaluations, results), on=keys, how="left")
     sparsity = params.loc[params["parameter"] == "sparsity_error", [*keys, "value"]].rename(columns={"value": "sparsity"})
-    seeds = seeds.merge(sparsity, on=keys, how="left")
-    scores = nalu_scores(results)
+    seeds = seeds.merge(sparsity, on=keys, how="left").merge(nalu_scores(results), on=keys, how="left")
     rows = []
     for (target, model), group in seeds.groupby(["target", "model"], sort=False):
         won = group[group["success"].astype(bool)]
         k, n = len(won), len(group)
         low, high = wilson_interval(k, n)
         steps = won["solved_at"].dropna()
-        score = scores.loc[(scores["target"] == target) & (scores["model"] == model)]
-        rows.append({
-            "target": target, "model": model, "seeds": n, "successes": k, "success rate": k / n,
-            "success low": low, "success high": high,
-            "solved at": steps.median() if len(steps) else np.nan,
-            "solved at q25": steps.quantile(0.25) if len(steps) else np.nan,
-            "solved at q75": steps.quantile(0.75) if len(steps) else np.nan,
-            "sparsity error": won["sparsity"].median() if k else np.nan,
-            "nalu score interpolation": score["interpolation"].median(),
-            "nalu score extrapolation": score["extrapolation"].median(),
-        })
-    return pd.DataFrame(rows)
+        rows.append(dict(zip(SUMMARY_COLUMNS, [
+            target, model, n, k, k / n, low, high,
+            steps.median() if len(steps) else np.nan,
+            steps.quantile(0.25) if len(steps) else np.nan,
+            steps.quantile(0.75) if len(steps) else np.nan,
+            won["sparsity"].median() if k else np.nan,
+            group["interpolation"].median(), group["extrapolation"].median(),
+        ])))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def with_nalu_score(results: pd.DataFrame) -> pd.DataFrame:
+    """`results` with the NALU paper's score: 100 x MSE / MSE of the family at initialisation.
+
+    The denominator is the median over the cell's seeds of their untrained
+    models' MSE on the same split (NaN where that is 0 or not finite), so 0
+    is perfect and 100 no better than an untrained model. It is computed
+    here, not stored, because it depends on which seeds ran.
+    """
+    initial = results.groupby(["target", "model", "split"], sort=False)["initial_mse"].transform(
+        lambda s: s[np.isfinite(s)].median()
+    )
+    usable = np.isfinite(initial) & (initial > 0)
+    with np.errstate(all="ignore"):
+        score = np.where(usable, 100 * results["mse"] / initial.where(usable, 1.0), np.nan)
+    return results.assign(nalu_score=score)
 
 
 def nalu_scores(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (target, model, seed): the NALU paper's score on interpolation and the worst extrapolation region.
-
-    100 x MSE / MSE of the randomly initialised models of the same family
-    (the median over the cell's seeds before training): 0 is perfect, 100 no
-    better than an untrained model.
-    """
+    """Per (target, model, seed): the NALU score on interpolation and on the worst extrapolation region."""
     keys = ["target", "model", "seed"]
-    interp = results[results["split"] == "interpolation"].set_index(keys)["nalu_score"].rename("interpolation")
-    extrap = results[results["split_kind"] == "extrapolation"].groupby(keys, sort=False)["nalu_score"].max(min_count=1)
+    scored = with_nalu_score(results)
+    interp = scored[scored["split"] == "interpolation"].set_index(keys)["nalu_score"].rename("interpolation")
+    extrap = scored[scored["split_kind"] == "extrapolation"].groupby(keys, sort=False)["nalu_score"].max(min_count=1)
     return pd.concat([interp, extrap.rename("extrapolation")], axis=1).reset_index()

@@ -3,8 +3,8 @@
 Layout of ``reports/<run-id>/`` (schema version 2):
 
 - ``results.parquet``: target, model, seed, split, split_kind, mse, nmse,
-  max_abs_error, initial_mse (before training), nalu_score, threshold (the
-  success threshold, NaN where the target has none), status, kept_step,
+  max_abs_error, initial_mse (before training), threshold (the success
+  threshold, NaN where the target has none), status, kept_step,
   train_seconds, cell
 - ``probes.parquet``: target, model, seed, x (list of floats), y_true, y_pred
 - ``params.parquet``: target, model, seed, parameter, value (including

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import INTERPOLATION, TRAIN
+from .checks import INTERPOLATION, TRAIN, VALIDATION
 from .data import Split, fresh_batches
 from .models import Model, MonitoredSplit, TrainingData, TrainingLog
 from .plan import Cell
@@ -23,8 +23,15 @@ class TrainedCell:
 
 
 def monitored_splits(splits: list[Split]) -> list[Split]:
-    """The splits scored while training: the validation (interpolation) split first, which picks kept parameters."""
-    return sorted(splits, key=lambda s: (s.name != INTERPOLATION, s.name == TRAIN))
+    """The splits scored while training, the one that picks the kept parameters first.
+
+    That is the validation split where there is one (training by steps), so
+    the interpolation split stays a held-out test; otherwise interpolation,
+    which then picks nothing: training by epochs keeps the final parameters.
+    """
+    names = [s.name for s in splits]
+    first = VALIDATION if VALIDATION in names else INTERPOLATION
+    return sorted(splits, key=lambda s: (s.name != first, s.name == TRAIN))
 
 
 def train_cell(cell: Cell, splits: list[Split]) -> TrainedCell:

@@ -20,7 +20,7 @@ def test_schema_of_every_table(bench):
     assert result.exit_code == 0, result.stderr
     columns = {
         "results": ["target", "model", "seed", "split", "split_kind", "mse", "nmse", "max_abs_error", "initial_mse",
-                    "nalu_score", "threshold", "status", "kept_step", "train_seconds", "cell"],
+                    "threshold", "status", "kept_step", "train_seconds", "cell"],
         "probes": ["target", "model", "seed", "x", "y_true", "y_pred"],
         "params": ["target", "model", "seed", "parameter", "value"],
         "formulas": ["target", "model", "seed", "formula", "exact"],

@@ -92,3 +92,21 @@ def test_training_loss_falls_for_every_family(registry):
         assert fitted.log.loss.shape == (2, 30)  # one loss per epoch
         assert (fitted.log.loss[:, -1] < fitted.log.loss[:, 0]).all(), model
         assert not fitted.diverged.any()
+
+
+@pytest.mark.parametrize("model", ["nmu[hidden=2]", "nalu"])
+def test_training_by_steps_is_independent_of_other_seeds_and_of_chunking(registry, model, monkeypatch):
+    """Fresh batches per seed, a kept checkpoint per seed: none of it may depend on the ensemble or the chunk size."""
+    from benchmark.models import torch_ensemble
+
+    together = cell_for(registry, "binary_op[op=mul]", model, [0, 1, 2], steps=300, eval_every=50, batch_size=32)
+    alone = dataclasses.replace(together, seeds=(2,))
+    splits_together = sample_splits(together.target, together.seeds, 100, 200, validation=True)
+    splits_alone = sample_splits(alone.target, alone.seeds, 100, 200, validation=True)
+    fit_together = train_cell(together, splits_together)
+    monkeypatch.setattr(torch_ensemble, "FRESH_CHUNK", 32 * 2 * 7)  # 7 steps per chunk instead of hundreds
+    fit_alone = train_cell(alone, splits_alone)
+    assert fit_together.log.kept_step[2] == fit_alone.log.kept_step[0]
+    np.testing.assert_allclose(fit_together.log.loss[2], fit_alone.log.loss[0], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(fit_together.log.monitored["validation"][2], fit_alone.log.monitored["validation"][0], rtol=1e-4)
+    assert not np.allclose(fit_together.log.loss[0], fit_together.log.loss[2])

@@ -71,7 +71,9 @@ def test_units_stay_clamped_whatever_the_learning_rate(registry, family, low, hi
     rng = np.random.default_rng(0)
     x = rng.uniform(1, 2, size=(3, 64, 2)).astype(np.float32)
     y = 50 * x.sum(axis=2, keepdims=True)  # far outside what clamped weights can reach: they press on the bounds
-    model.fit(TrainingData(x, y, [MonitoredSplit("interpolation", x, y)]), TrainSettings(epochs=5, batch_size=16, learning_rate=5.0))
+    # reg_start = reg_end = 0: the sparsity regulariser is on from the first step, and the clamp must still hold.
+    settings = TrainSettings(epochs=5, batch_size=16, learning_rate=5.0, reg_start=0, reg_end=0)
+    model.fit(TrainingData(x, y, [MonitoredSplit("interpolation", x, y)]), settings)
     weights = np.concatenate([w.ravel() for w in model.module.weights()])
     assert weights.min() >= low and weights.max() <= high
     assert np.isclose(weights, high).any()  # the clamp was actually needed
@@ -129,7 +131,7 @@ def test_success_threshold_matches_its_closed_form(registry):
         np.testing.assert_allclose(table["threshold"], value, rtol=0.02)
 
 
-@pytest.mark.parametrize("successes, trials", [(0, 5), (3, 10), (5, 5), (17, 25), (1, 100)])
+@pytest.mark.parametrize("successes, trials", [(0, 5), (0, 7), (3, 10), (5, 5), (13, 13), (25, 25), (17, 25), (1, 100), (0, 100)])
 def test_wilson_interval_bounds_are_where_the_score_test_stops_rejecting(successes, trials):
     """The Wilson bounds solve |p_hat - p| = z sqrt(p (1 - p) / n); find those roots numerically instead."""
     z, p_hat = 1.959963984540054, successes / trials
@@ -141,3 +143,6 @@ def test_wilson_interval_bounds_are_where_the_score_test_stops_rejecting(success
     low = 0.0 if successes == 0 else brentq(score, 1e-12, p_hat - 1e-12)
     high = 1.0 if successes == trials else brentq(score, p_hat + 1e-12, 1 - 1e-12)
     np.testing.assert_allclose(wilson_interval(successes, trials), (low, high), atol=1e-9)
+    # All or none: the bound is exactly 0 or 1, never a rounding error inside it (an error bar must not be negative).
+    assert (successes != 0 or wilson_interval(successes, trials)[0] == 0.0)
+    assert (successes != trials or wilson_interval(successes, trials)[1] == 1.0)

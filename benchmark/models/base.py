@@ -37,6 +37,8 @@ class TrainSettings:
     eval_every: int = 0  # steps between evaluations; 0: about 20 evenly spread
     # The sparsity regulariser of the arithmetic units is off up to step
     # `reg_start` and at full strength from `reg_end`, linear in between.
+    # `bench run` sets them (by default to 40% and 70% of the steps); left
+    # at 0, the regulariser applies in full from the first step.
     reg_start: int = 0
     reg_end: int = 0
 

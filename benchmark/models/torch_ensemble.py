@@ -51,19 +51,20 @@ class StackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
 
+    def _unit(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per member, the weights (seeds, in) and bias (seeds,) of a single-output layer."""
+        return self.weight.detach().cpu().double().numpy()[:, :, 0], self.bias.detach().cpu().double().numpy()[:, 0, 0]
+
     def readable_parameters(self, inputs: Sequence[str]) -> list[dict[str, float]]:
-        """Per member: `weight[<input>]` and `bias` (single-output layers only)."""
-        weights = self.weight.detach().cpu().double().numpy()[:, :, 0]
-        biases = self.bias.detach().cpu().double().numpy()[:, 0, 0]
+        """Per member: `weight[<input>]` and `bias`."""
+        weights, biases = self._unit()
         return [
             {**{f"weight[{name}]": float(w) for name, w in zip(inputs, ws)}, "bias": float(b)}
             for ws, b in zip(weights, biases)
         ]
 
     def formulas(self) -> list[Expression]:
-        weights = self.weight.detach().cpu().double().numpy()[:, :, 0]
-        biases = self.bias.detach().cpu().double().numpy()[:, 0, 0]
-        return [linear_form(ws, b) for ws, b in zip(weights, biases)]
+        return [linear_form(ws, b) for ws, b in zip(*self._unit())]
 
 
 class StackedMLP(nn.Module):
@@ -234,6 +235,10 @@ class _Log:
     """Scores the monitored splits and keeps each member's best parameters."""
 
     def __init__(self, module: nn.Module, monitor: Sequence[tuple[str, torch.Tensor, torch.Tensor]], keep_best: bool):
+        members = {p.shape[0] for p in module.parameters()}
+        if len(members) != 1 or list(module.buffers()):
+            # Keeping a member's best parameters copies slices along the seed axis.
+            raise ValueError("a stacked module needs every parameter stacked along a leading seed axis, and no buffers")
         self.module = module
         self.monitor = monitor
         self.keep_best = keep_best

@@ -31,7 +31,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..evaluate import OK
-from ..statistics import protocol_summary
+from ..statistics import protocol_summary, with_nalu_score
 from ..store import TABLES, atomic_write
 from .figures import (
     heatmap,
@@ -182,7 +182,7 @@ def finite_seeds(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def target_metrics(results: pd.DataFrame) -> pd.DataFrame:
     """Per model and split: medians over non-diverged seeds of every error metric."""
-    ok = results[results["status"] == OK]
+    ok = with_nalu_score(results)[results["status"] == OK]
     table = ok.groupby(["model", "split"], sort=False).agg(
         mse=("mse", "median"), nmse=("nmse", "median"),
         nmse_q25=("nmse", lambda s: s.quantile(0.25)), nmse_q75=("nmse", lambda s: s.quantile(0.75)),
@@ -201,7 +201,7 @@ def styled_leaderboard(board: pd.DataFrame) -> str:
     shade = np.log10(board[errors].astype(float).clip(lower=1e-16).fillna(1e3))
     styler = (
         board.style.hide(axis="index")
-        .format({column: format_number for column in errors})
+        .format({column: format_number for column in [*errors, "NALU score interpolation", "NALU score extrapolation"]})
         .background_gradient(cmap="RdYlGn_r", subset=errors, gmap=shade, axis=None, vmin=np.log10(EXACT), vmax=0)
         .set_table_attributes('class="leaderboard"')
     )

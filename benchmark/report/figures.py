@@ -217,6 +217,7 @@ def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequen
             x = np.arange(len(targets)) + (k - (len(models) - 1) / 2) * width
             rate = rows["success rate"].to_numpy(dtype=float)
             errors = np.vstack([rate - rows["success low"].to_numpy(dtype=float), rows["success high"].to_numpy(dtype=float) - rate])
+            errors = np.clip(errors, 0, None)  # matplotlib refuses an error bar of -1e-17
             ax.bar(x, rate, width, color=colours.get(model), label=model, gid=f"success {model}")
             ax.errorbar(x, rate, yerr=errors, fmt="none", ecolor="#333333", elinewidth=0.8, capsize=2)
         ax.set_xticks(np.arange(len(targets)), targets, rotation=30, ha="right")

@@ -14,6 +14,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from ..evaluate import DIVERGED, OK
+from ..statistics import nalu_scores
 
 LINEAR = "linear"
 
@@ -51,6 +52,10 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
         stats[split] = ok[split].median()
         stats[f"{split} q25"] = ok[split].quantile(0.25)
         stats[f"{split} q75"] = ok[split].quantile(0.75)
+    scores = nalu_scores(results).merge(seeds[["target", "model", "seed", "status"]], on=["target", "model", "seed"])
+    scores = scores[scores["status"] == OK].groupby(["target", "model"], sort=False)
+    stats["nalu interpolation"] = scores["interpolation"].median()
+    stats["nalu extrapolation"] = scores["extrapolation"].median()
     counts = seeds.groupby(["target", "model"], sort=False).agg(
         seeds=("seed", "size"), diverged=("status", lambda s: int((s == DIVERGED).sum()))
     )
@@ -154,6 +159,8 @@ def leaderboard(cells: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
             "interpolation IQR": iqr(ordered, "interpolation"),
             "extrapolation nmse": ordered["extrapolation"],
             "extrapolation IQR": iqr(ordered, "extrapolation"),
+            "NALU score interpolation": ordered["nalu interpolation"],
+            "NALU score extrapolation": ordered["nalu extrapolation"],
             "diverged": ordered["diverged"].astype(str) + " / " + ordered["seeds"].astype(str),
             "verdict": ordered["verdict"],
         }
