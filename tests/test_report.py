@@ -157,11 +157,14 @@ def test_aggregation_takes_the_worst_region_and_skips_diverged_seeds():
     rows = []
     for seed, (near, far, status) in enumerate([(0.1, 0.3, "ok"), (0.2, 0.1, "ok"), (float("nan"), float("nan"), "diverged")]):
         for split, kind, nmse in [("interpolation", "interpolation", 0.01 * (seed + 1)), ("near", "extrapolation", near), ("far", "extrapolation", far)]:
-            rows.append({"target": "t", "model": "linear", "seed": seed, "split": split, "split_kind": kind, "nmse": nmse, "status": status})
+            rows.append({"target": "t", "model": "linear", "seed": seed, "split": split, "split_kind": kind, "nmse": nmse,
+                         "mse": nmse, "initial_mse": 0.5, "status": status})
     cells = cell_summary(pd.DataFrame(rows))
     assert cells.loc[0, "extrapolation"] == 0.25  # median of the worst regions, 0.3 and 0.2
     assert cells.loc[0, "interpolation"] == 0.015
     assert cells.loc[0, "extrapolation q25"] == pytest.approx(0.225)
     assert cells.loc[0, "diverged"] == 1 and cells.loc[0, "seeds"] == 3
+    # NALU score: 100 x mse / the untrained error (0.5), same worst-region and median rules.
+    assert cells.loc[0, "nalu extrapolation"] == pytest.approx(50.0)
     summary = target_summary(pd.DataFrame(rows))
     assert summary.loc[0, "best model"] == "linear"
