@@ -9,6 +9,7 @@ statistics compute the NALU paper's score.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,9 @@ from .train import TrainedCell
 LINE_POINTS = 512
 #: Points per split on which a learned formula is compared with the target.
 FORMULA_CHECK_POINTS = 256
+#: Random directions, and points along each, of the extrapolation-linearity measurement.
+LINEARITY_DIRECTIONS = 64
+LINEARITY_POINTS = 32
 
 OK = "ok"
 DIVERGED = "diverged"
@@ -40,16 +44,37 @@ class CellResult:
     lines: pd.DataFrame
     evaluations: pd.DataFrame
     formulas: pd.DataFrame
+    linearity: pd.DataFrame
+
+
+#: R^2 above which a fit is an "accuracy solution" (SRBench's criterion).
+ACCURACY_SOLUTION_R2 = 0.999
 
 
 def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray]:
-    """MSE, normalised MSE and max absolute error along the last two axes."""
+    """Error metrics along the last two axes (the samples of a split).
+
+    - mse; nmse = mse / variance of the target on the split;
+    - r2 = 1 - nmse, the coefficient of determination (scikit-learn's r2_score);
+    - mape_mean_pct = 100 x mean(|error| / |y|), |y| floored at float64's
+      epsilon as in scikit-learn's mean_absolute_percentage_error;
+      mape_median_pct = 100 x the median of the same ratios (Xu et al.'s MAPE);
+    - max_abs_error; accuracy_solution: r2 above 0.999.
+    """
     error = y_pred - y_true
     mse = np.mean(error**2, axis=(-2, -1))
     variance = np.var(y_true, axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
         nmse = np.where(variance > 0, mse / np.where(variance > 0, variance, 1), np.nan)
-    return {"mse": mse, "nmse": nmse, "max_abs_error": np.max(np.abs(error), axis=(-2, -1))}
+        relative = np.abs(error) / np.maximum(np.abs(y_true), np.finfo(np.float64).eps)
+    r2 = 1 - nmse
+    return {
+        "mse": mse, "nmse": nmse, "r2": r2,
+        "mape_mean_pct": 100 * np.mean(relative, axis=(-2, -1)),
+        "mape_median_pct": 100 * np.median(relative, axis=(-2, -1)),
+        "max_abs_error": np.max(np.abs(error), axis=(-2, -1)),
+        "accuracy_solution": r2 > ACCURACY_SOLUTION_R2,
+    }
 
 
 def predict_everywhere(model, points: np.ndarray, seeds: int) -> np.ndarray:
@@ -145,8 +170,51 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
         ],
         ignore_index=True,
     )
+    linearity = pd.DataFrame({**ids, "seed": seeds, **extrapolation_linearity(model, cell.target, len(seeds))})
     return CellResult(pd.concat(results, ignore_index=True), probes, params, curves, lines, evaluations,
-                      formula_table(ids, cell, model, splits))
+                      formula_table(ids, cell, model, splits), linearity)
+
+
+def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:
+    """How straight each member's predictions run outside the training domain (Xu et al.).
+
+    Along LINEARITY_DIRECTIONS random directions from the domain's centre,
+    LINEARITY_POINTS points run from where the ray leaves the training box
+    out to the far edge of the target's extrapolation regions; a line is
+    fitted to the predictions along each, and its R^2 kept. Returns per seed
+    the mean and median R^2 over directions. Predictions that do not vary
+    along a ray are a line of slope 0: R^2 1. The directions depend only on
+    the target, so every model is measured along the same rays.
+    """
+    domain = target.domain
+    centre = domain.centre
+    rng = np.random.default_rng([zlib.crc32(target.label.encode()), zlib.crc32(b"linearity")])
+    directions = rng.standard_normal((LINEARITY_DIRECTIONS, domain.dim))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        leave = np.min(np.abs(domain.width / 2 / directions), axis=1)  # where each ray leaves the box
+    corners = np.array([r.bounds().low for r in target.extrapolation.values()] + [r.bounds().high for r in target.extrapolation.values()])
+    far = np.max(np.linalg.norm(corners - centre, axis=1))
+    steps = np.linspace(0, 1, LINEARITY_POINTS)
+    distance = leave[:, None] + (np.maximum(far, 2 * leave)[:, None] - leave[:, None]) * steps  # (directions, points)
+    points = centre + distance[:, :, None] * directions[:, None, :]
+    predicted = predict_everywhere(model, points.reshape(-1, domain.dim).astype(np.float32), seeds)
+    predicted = predicted.reshape(seeds, LINEARITY_DIRECTIONS, LINEARITY_POINTS)
+    r2 = _line_r2(distance[None], predicted)
+    return {"linearity_mean_r2": np.nanmean(r2, axis=1) if np.isfinite(r2).any() else np.full(seeds, np.nan),
+            "linearity_median_r2": np.nanmedian(r2, axis=1) if np.isfinite(r2).any() else np.full(seeds, np.nan)}
+
+
+def _line_r2(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """R^2 of the least-squares line through (t, y) along the last axis; 1 where y is constant, NaN where not finite."""
+    with np.errstate(all="ignore"):
+        t_centred = t - t.mean(axis=-1, keepdims=True)
+        y_centred = y - y.mean(axis=-1, keepdims=True)
+        covariance = (t_centred * y_centred).sum(axis=-1)
+        spread_t, spread_y = (t_centred**2).sum(axis=-1), (y_centred**2).sum(axis=-1)
+        r2 = covariance**2 / (spread_t * spread_y)
+        flat = spread_y <= 1e-12 * np.maximum(np.abs(y).max(axis=-1) ** 2, 1e-300) * y.shape[-1]
+    return np.where(~np.isfinite(y).all(axis=-1), np.nan, np.where(flat, 1.0, r2))
 
 
 def formula_table(ids: dict, cell, model, splits: list[Split]) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 
 Layout of ``reports/<run-id>/`` (schema version 2):
 
-- ``results.parquet``: target, model, seed, split, split_kind, mse, nmse,
-  max_abs_error, initial_mse (before training), threshold (the success
+- ``results.parquet``: target, model, seed, split, split_kind, mse, nmse, r2,
+  mape_mean_pct, mape_median_pct, max_abs_error, accuracy_solution (r2 >
+  0.999), initial_mse (before training), threshold (the success
   threshold, NaN where the target has none), status, kept_step,
   train_seconds, cell
 - ``probes.parquet``: target, model, seed, x (list of floats), y_true, y_pred
@@ -14,6 +15,9 @@ Layout of ``reports/<run-id>/`` (schema version 2):
   per epoch, or since the previous evaluation when training by steps)
 - ``evaluations.parquet``: target, model, seed, step, split, mse: every
   split scored during training (step 0 is before the first step)
+- ``linearity.parquet``: target, model, seed, linearity_mean_r2,
+  linearity_median_r2: how straight the predictions run outside the
+  training domain (`benchmark.evaluate.extrapolation_linearity`)
 - ``lines.parquet``: target, model, seed, position, distance, y_true, y_pred:
   predictions along the diagonal through the training domain's centre
   (`benchmark.domains.diagonal_line`), for the report's prediction curves
@@ -42,7 +46,7 @@ SCHEMA_VERSION = 2
 # meant to be shared and served like any other output, so apply the umask.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-TABLES = ("results", "probes", "params", "formulas", "curves", "evaluations", "lines")
+TABLES = ("results", "probes", "params", "formulas", "curves", "evaluations", "lines", "linearity")
 PARTIAL = ".partial"
 
 

@@ -19,13 +19,15 @@ def test_schema_of_every_table(bench):
     result = bench("run", *SMALL)
     assert result.exit_code == 0, result.stderr
     columns = {
-        "results": ["target", "model", "seed", "split", "split_kind", "mse", "nmse", "max_abs_error", "initial_mse",
-                    "threshold", "status", "kept_step", "train_seconds", "cell"],
+        "results": ["target", "model", "seed", "split", "split_kind", "mse", "nmse", "r2", "mape_mean_pct", "mape_median_pct",
+                    "max_abs_error", "accuracy_solution", "initial_mse", "threshold", "status", "kept_step",
+                    "train_seconds", "cell"],
         "probes": ["target", "model", "seed", "x", "y_true", "y_pred"],
         "params": ["target", "model", "seed", "parameter", "value"],
         "formulas": ["target", "model", "seed", "formula", "exact"],
         "curves": ["target", "model", "seed", "step", "loss"],
         "evaluations": ["target", "model", "seed", "step", "split", "mse"],
+        "linearity": ["target", "model", "seed", "linearity_mean_r2", "linearity_median_r2"],
     }
     for table, expected in columns.items():
         assert list(result.table(table).columns) == expected, table

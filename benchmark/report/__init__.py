@@ -68,7 +68,7 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> 
     models = [m["label"] for m in meta["models"]]
     pages = page_names(labels)
     colours = palette(models)
-    cells = cell_summary(tables["results"])
+    cells = cell_summary(tables["results"], tables["linearity"])
     drawable = finite_seeds(tables)
 
     with _page_workers(len(labels)) as workers:
@@ -201,7 +201,7 @@ def styled_leaderboard(board: pd.DataFrame) -> str:
     shade = np.log10(board[errors].astype(float).clip(lower=1e-16).fillna(1e3))
     styler = (
         board.style.hide(axis="index")
-        .format({column: format_number for column in [*errors, "NALU score interpolation", "NALU score extrapolation"]})
+        .format({column: format_number for column in board.columns if board[column].dtype.kind == "f"})
         .background_gradient(cmap="RdYlGn_r", subset=errors, gmap=shade, axis=None, vmin=np.log10(EXACT), vmax=0)
         .set_table_attributes('class="leaderboard"')
     )

@@ -43,8 +43,12 @@ def per_seed_errors(results: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([interp, extrap.rename("extrapolation"), status], axis=1).reset_index()
 
 
-def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (target, model): median and quartiles over non-diverged seeds, seed counts, verdict."""
+def cell_summary(results: pd.DataFrame, linearity: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (target, model): median and quartiles over non-diverged seeds, seed counts, verdict.
+
+    With the run's `linearity` table, also the median over seeds of each
+    seed's median extrapolation-linearity R^2.
+    """
     seeds = per_seed_errors(results)
     ok = seeds[seeds["status"] == OK].groupby(["target", "model"], sort=False)
     stats = {}
@@ -56,6 +60,9 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
     scores = scores[scores["status"] == OK].groupby(["target", "model"], sort=False)
     stats["nalu interpolation"] = scores["interpolation"].median()
     stats["nalu extrapolation"] = scores["extrapolation"].median()
+    if linearity is not None:
+        straight = linearity.merge(seeds[["target", "model", "seed", "status"]], on=["target", "model", "seed"])
+        stats["linearity"] = straight[straight["status"] == OK].groupby(["target", "model"], sort=False)["linearity_median_r2"].median()
     counts = seeds.groupby(["target", "model"], sort=False).agg(
         seeds=("seed", "size"), diverged=("status", lambda s: int((s == DIVERGED).sum()))
     )
@@ -162,6 +169,7 @@ def leaderboard(cells: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
             "NALU score interpolation": ordered["nalu interpolation"],
             "NALU score extrapolation": ordered["nalu extrapolation"],
             "diverged": ordered["diverged"].astype(str) + " / " + ordered["seeds"].astype(str),
+            **({"extrapolation linearity R²": ordered["linearity"]} if "linearity" in ordered else {}),
             "verdict": ordered["verdict"],
         }
     )
