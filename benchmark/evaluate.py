@@ -201,8 +201,11 @@ def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:
     predicted = predict_everywhere(model, points.reshape(-1, domain.dim).astype(np.float32), seeds)
     predicted = predicted.reshape(seeds, LINEARITY_DIRECTIONS, LINEARITY_POINTS)
     r2 = _line_r2(distance[None], predicted)
-    return {"linearity_mean_r2": np.nanmean(r2, axis=1) if np.isfinite(r2).any() else np.full(seeds, np.nan),
-            "linearity_median_r2": np.nanmedian(r2, axis=1) if np.isfinite(r2).any() else np.full(seeds, np.nan)}
+    # Rays where a member predicts non-finite values are left out; a member
+    # with none left (a diverged seed) gets NaN, without numpy's warning.
+    finite = [row[np.isfinite(row)] for row in r2]
+    return {"linearity_mean_r2": np.array([row.mean() if row.size else np.nan for row in finite]),
+            "linearity_median_r2": np.array([np.median(row) if row.size else np.nan for row in finite])}
 
 
 def _line_r2(t: np.ndarray, y: np.ndarray) -> np.ndarray:
