@@ -135,7 +135,7 @@ class ModelSpec:
 
     build: Callable[[tuple[str, ...], Sequence[int], str], Model]
     description: str
-    learning_rate: float
+    learning_rate: float | None  # Adam's default for the family; None where it does not use one
     # Filled in by the registry, as for targets.
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,146 @@
+"""scikit-learn regressors as model families: the baselines a practitioner would otherwise pick.
+
+Each seed gets its own estimator (`random_state` = the seed) fitted on its
+own training sample, so a seed's member is the same whichever seeds run
+beside it. They train on the fixed training set (`--samples`), also when
+a run trains the neural families by steps, and their fits run in a thread
+pool: scikit-learn's heavy loops release the GIL. An untrained estimator
+predicts nothing, so their NALU score (which divides by the untrained error)
+is undefined.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+
+from ..registry import model_family
+from .base import Model, ModelSpec, TrainingData, TrainingLog, TrainSettings
+
+
+class SklearnEnsemble:
+    """The `Model` protocol for one scikit-learn estimator per seed."""
+
+    def __init__(self, make: Callable[[int], RegressorMixin], inputs: tuple[str, ...], seeds: Sequence[int],
+                 readable: Callable[[RegressorMixin, tuple[str, ...]], dict[str, float]] | None = None):
+        self.estimators = [make(int(seed)) for seed in seeds]
+        self.inputs = inputs
+        self.seeds = tuple(seeds)
+        self.readable = readable
+        self.fitted = False
+
+    def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:
+        x, y = data.x.astype(np.float64), data.y[:, :, 0]
+        with warnings.catch_warnings():
+            # An MLP stopped at its epoch budget, or a kernel at a bound, is
+            # the benchmark's setting, not news to print on every cell.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.estimators = Parallel(n_jobs=-1, prefer="threads")(
+                delayed(estimator.fit)(x[s], y[s]) for s, estimator in enumerate(self.estimators)
+            )
+        self.fitted = True
+        train_mse = ((self.predict(data.x)[:, :, 0] - y) ** 2).mean(axis=1)
+        untrained = np.full(len(self.seeds), np.nan)
+        monitored = {m.name: np.stack([untrained, ((self.predict(m.x) - m.y) ** 2).mean(axis=(1, 2))], axis=1)
+                     for m in data.monitor}
+        return TrainingLog(loss_steps=np.array([1]), loss=train_mse[:, None], steps=np.array([0, 1]),
+                           monitored=monitored, kept_step=np.ones(len(self.seeds), dtype=int))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if not self.fitted:
+            return np.full((*x.shape[:2], 1), np.nan)
+        x = np.asarray(x, dtype=np.float64)
+        return np.stack([e.predict(x[s]).reshape(-1, 1) for s, e in enumerate(self.estimators)])
+
+    def readable_parameters(self) -> list[dict[str, float]]:
+        if self.readable is None or not self.fitted:
+            return [{} for _ in self.seeds]
+        return [self.readable(e, self.inputs) for e in self.estimators]
+
+    def formulas(self) -> list[None]:
+        return [None for _ in self.seeds]
+
+
+def _spec(make: Callable[[int], RegressorMixin], description: str, readable=None) -> ModelSpec:
+    def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str) -> Model:
+        return SklearnEnsemble(make, inputs, seeds, readable)
+
+    # scikit-learn fits on the CPU whatever --device says, and --lr does not apply.
+    return ModelSpec(build, description, learning_rate=None)
+
+
+def _polynomial_coefficients(estimator, inputs: tuple[str, ...]) -> dict[str, float]:
+    features, ridge = estimator.named_steps["polynomialfeatures"], estimator.named_steps["ridge"]
+    names = features.get_feature_names_out(list(inputs))
+    return {**{f"coef[{name}]": float(c) for name, c in zip(names, ridge.coef_)}, "intercept": float(ridge.intercept_)}
+
+
+@model_family(description="polynomial features of a degree, then ridge regression (scikit-learn)")
+def poly_ridge(degree: int = 2, alpha: float = 1e-8) -> ModelSpec:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    if not 1 <= degree <= 10:
+        raise ValueError(f"degree must be between 1 and 10, got {degree}")
+    if alpha < 0:
+        raise ValueError(f"alpha must be at least 0, got {alpha}")
+    return _spec(lambda seed: make_pipeline(PolynomialFeatures(degree, include_bias=False), Ridge(alpha=alpha)),
+                 f"polynomial of degree {degree} + ridge (alpha {alpha:g})", _polynomial_coefficients)
+
+
+@model_family(description="k-nearest-neighbours regression, distance-weighted off (scikit-learn)")
+def knn(k: int = 5) -> ModelSpec:
+    from sklearn.neighbors import KNeighborsRegressor
+
+    if not 1 <= k <= 10_000:
+        raise ValueError(f"k must be between 1 and 10000, got {k}")
+    return _spec(lambda seed: KNeighborsRegressor(n_neighbors=k), f"{k}-nearest neighbours")
+
+
+@model_family(description="random forest (scikit-learn)")
+def random_forest(trees: int = 100) -> ModelSpec:
+    from sklearn.ensemble import RandomForestRegressor
+
+    if not 1 <= trees <= 10_000:
+        raise ValueError(f"trees must be between 1 and 10000, got {trees}")
+    return _spec(lambda seed: RandomForestRegressor(n_estimators=trees, random_state=seed, n_jobs=1),
+                 f"random forest of {trees} trees")
+
+
+@model_family(description="gradient-boosted trees (scikit-learn)")
+def gradient_boosting(trees: int = 100) -> ModelSpec:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    if not 1 <= trees <= 10_000:
+        raise ValueError(f"trees must be between 1 and 10000, got {trees}")
+    return _spec(lambda seed: GradientBoostingRegressor(n_estimators=trees, random_state=seed),
+                 f"gradient boosting, {trees} trees")
+
+
+@model_family(description="Gaussian process, RBF kernel plus noise, hyperparameters by marginal likelihood (scikit-learn)")
+def gaussian_process() -> ModelSpec:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    def make(seed: int):
+        kernel = ConstantKernel() * RBF() + WhiteKernel(1e-6, (1e-12, 1e-1))
+        return GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed)
+
+    return _spec(make, "Gaussian process, RBF kernel")
+
+
+@model_family(description="scikit-learn's MLPRegressor: one hidden layer, Adam")
+def sklearn_mlp(width: int = 64, epochs: int = 100) -> ModelSpec:
+    from sklearn.neural_network import MLPRegressor
+
+    if not 1 <= width <= 65536 or not 1 <= epochs <= 1_000_000:
+        raise ValueError(f"need 1 <= width <= 65536 and 1 <= epochs <= 1000000, got width={width}, epochs={epochs}")
+    return _spec(lambda seed: MLPRegressor(hidden_layer_sizes=(width,), solver="adam", batch_size=200, max_iter=epochs, tol=0.0,
+                                           n_iter_no_change=epochs + 1, random_state=seed),
+                 f"MLPRegressor, 1 x {width}, {epochs} epochs")
