@@ -94,7 +94,7 @@ def poly_ridge(degree: int = 2, alpha: float = 1e-8) -> ModelSpec:
                  f"polynomial of degree {degree} + ridge (alpha {alpha:g})", _polynomial_coefficients)
 
 
-@model_family(description="k-nearest-neighbours regression, distance-weighted off (scikit-learn)")
+@model_family(description="k-nearest-neighbours regression, neighbours weighted equally (scikit-learn)")
 def knn(k: int = 5) -> ModelSpec:
     from sklearn.neighbors import KNeighborsRegressor
 
