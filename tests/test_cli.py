@@ -41,9 +41,10 @@ def test_list_targets_shows_every_builtin_with_its_domains(bench):
         "addition", "subtraction", "weighted_sum", "product", "division",
         "square", "cubic", "abs", "sqrt", "sine", "cosine", "exp", "log",
         "subset_op", "binary_op",  # the published protocols' targets
+        "quadratic", "cos_sum", "l1_norm", "linear_map", "sqrt_sum",  # the ReLU-extrapolation study's
     ]
     assert "extrapolation far: [0, 20]^2 outside [0, 10]^2" in result.stdout
-    assert result.stdout.count("not part of '--targets all'") == 2
+    assert result.stdout.count("not part of '--targets all'") == 7
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ def test_list_suites(bench):
     assert result.exit_code == 0
     names = [line.split(":")[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
     assert names == ["arithmetic-static", "arithmetic-static-published", "arithmetic-single-layer",
-                     "arithmetic-single-layer-published"]
+                     "arithmetic-single-layer-published", "relu-extrapolation"]
     assert "steps 5000000" in result.stdout
 
 
