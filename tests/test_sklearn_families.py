@@ -12,9 +12,9 @@ FAMILIES = ["poly_ridge", "knn", "random_forest[trees=20]", "gradient_boosting[t
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from click.testing import CliRunner
+    from conftest import Invocation
 
     from benchmark.cli import cli
-    from conftest import Invocation
 
     out = tmp_path_factory.mktemp("sklearn")
     result = CliRunner().invoke(cli, ["run", "--targets", "product,addition", "--models", ",".join(FAMILIES),
