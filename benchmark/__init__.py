@@ -10,7 +10,7 @@ its module and from the ``bench`` command.
 
 __version__ = "0.1.0"
 
-from .domains import Box, Intervals, Shell, near_and_far  # noqa: E402
+from .domains import Ball, Box, Intervals, Shell, near_and_far  # noqa: E402
 from .registry import (  # noqa: E402
     LinearSolution,
     Suite,
@@ -23,6 +23,6 @@ from .registry import (  # noqa: E402
 )
 
 __all__ = [
-    "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
+    "Ball", "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
     "target", "target_family", "model_family", "preset", "suite", "__version__",
 ]

@@ -1,9 +1,10 @@
-"""Where a target is trained and where it is tested: boxes, shells and sampling.
+"""Where a target is trained and where it is tested: boxes, balls, shells and sampling.
 
-A training domain is an axis-aligned box. An extrapolation region is any
-region whose points all lie outside it; the built-ins use shells, the part of
-a larger box that is not inside a smaller one, so "near" and "far" are rings
-around the training data at a stated multiple of its size.
+A training domain is an axis-aligned box or a Euclidean ball. An
+extrapolation region is any region whose points all lie outside it; the
+built-ins use shells, the part of a larger box (or ball) that is not inside a
+smaller one, so "near" and "far" are rings around the training data at a
+stated multiple of its size.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ class Box:
     def centre(self) -> np.ndarray:
         return (np.asarray(self.low) + np.asarray(self.high)) / 2
 
+    def exit_distance(self, directions: np.ndarray) -> np.ndarray:
+        """How far from the centre each unit direction (rows) leaves the box."""
+        with np.errstate(divide="ignore"):
+            return np.min(np.abs(self.width / 2 / np.atleast_2d(directions)), axis=1)
+
     def distance(self, x: np.ndarray) -> np.ndarray:
         """Euclidean distance of each row of x from the box (0 inside it)."""
         outside = np.maximum(np.maximum(np.subtract(self.low, x), np.subtract(x, self.high)), 0)
@@ -97,18 +103,94 @@ class Box:
 
 
 @dataclass(frozen=True)
+class Ball:
+    """The points within Euclidean distance `radius` of `centre`.
+
+    With ``orthant=True`` only the part where every coordinate is at least the
+    centre's: the positive orthant of a ball about the origin, for targets
+    defined on positive inputs only (sqrt). Uniform samples of it are the
+    absolute values of uniform samples of the whole ball, by symmetry.
+    """
+
+    centre: tuple[float, ...]
+    radius: float
+    orthant: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "centre", tuple(float(v) for v in self.centre))
+        object.__setattr__(self, "radius", float(self.radius))
+        if not self.centre or not all(np.isfinite(self.centre)):
+            raise ValueError(f"a ball needs a finite centre of at least one coordinate; got {self.centre}")
+        if not (np.isfinite(self.radius) and self.radius > 0):
+            raise ValueError(f"a ball needs a finite, positive radius; got {self.radius}")
+
+    @classmethod
+    def around_origin(cls, dim: int, radius: float, orthant: bool = False) -> Ball:
+        return cls((0.0,) * dim, radius, orthant)
+
+    @property
+    def dim(self) -> int:
+        return len(self.centre)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        # A Gaussian direction times radius * U^(1/d) is uniform in the ball.
+        direction = rng.standard_normal((n, self.dim))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        offset = direction * (self.radius * rng.random((n, 1)) ** (1 / self.dim))
+        return np.asarray(self.centre) + (np.abs(offset) if self.orthant else offset)
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        offset = x - np.asarray(self.centre)
+        inside = np.linalg.norm(offset, axis=1) <= self.radius
+        return inside & np.all(offset >= 0, axis=1) if self.orthant else inside
+
+    def bounds(self) -> Box:
+        low = np.asarray(self.centre) - (0 if self.orthant else self.radius)
+        return Box(tuple(low), tuple(np.asarray(self.centre) + self.radius))
+
+    def exit_distance(self, directions: np.ndarray) -> np.ndarray:
+        """How far from the centre each unit direction (rows) leaves the ball."""
+        directions = np.atleast_2d(directions)
+        if not self.orthant:
+            return np.full(len(directions), self.radius)
+        return np.where(np.all(directions >= 0, axis=1), self.radius, 0.0)
+
+    def distance(self, x: np.ndarray) -> np.ndarray:
+        """Euclidean distance of each row of x from the ball (0 inside it)."""
+        offset = x - np.asarray(self.centre)
+        if self.orthant:  # the nearest point of the orthant's ball: clip into the orthant, then into the ball
+            nearest = np.maximum(offset, 0)
+            norm = np.linalg.norm(nearest, axis=1, keepdims=True)
+            nearest = np.where(norm > self.radius, nearest * self.radius / np.maximum(norm, 1e-300), nearest)
+            return np.linalg.norm(offset - nearest, axis=1)
+        return np.maximum(np.linalg.norm(offset, axis=1) - self.radius, 0)
+
+    def grown(self, factor: float, anchor: Anchor = "centre") -> Ball:
+        """This ball with its radius times `factor`; it grows from its centre whatever the anchor."""
+        return Ball(self.centre, self.radius * factor, self.orthant)
+
+    def describe(self) -> str:
+        about = "the origin" if not any(self.centre) else f"({', '.join(_num(c) for c in self.centre)})"
+        ball = f"ball of radius {_num(self.radius)} about {about}"
+        return f"positive orthant of the {ball}" if self.orthant else ball
+
+
+Domain = Box | Ball
+
+
+@dataclass(frozen=True)
 class Shell:
     """The points of `outer` that are not inside `inner`."""
 
-    outer: Box
-    inner: Box
+    outer: Domain
+    inner: Domain
 
     def __post_init__(self) -> None:
         if self.outer.dim != self.inner.dim:
             raise ValueError(f"shell boxes differ in dimension: {self.outer.dim} and {self.inner.dim}")
 
     @classmethod
-    def around(cls, domain: Box, inner: float, outer: float, anchor: Anchor = "centre") -> Shell:
+    def around(cls, domain: Domain, inner: float, outer: float, anchor: Anchor = "centre") -> Shell:
         """The ring between `domain` grown by `inner` and grown by `outer`."""
         if not 1 <= inner < outer:
             raise ValueError(f"a shell needs 1 <= inner < outer; got inner={inner}, outer={outer}")
@@ -120,7 +202,7 @@ class Shell:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         # Rejection sampling is exact (uniform on the shell) and cheap: the
-        # shells used in practice keep at least half of the outer box.
+        # shells used in practice keep at least half of the outer box or ball.
         chunks, have = [], 0
         for _ in range(1000):
             x = self.outer.sample(max(n, 64), rng)
@@ -135,7 +217,7 @@ class Shell:
         return self.outer.contains(x) & ~self.inner.contains(x)
 
     def bounds(self) -> Box:
-        return self.outer
+        return self.outer.bounds()
 
     def describe(self) -> str:
         return f"{self.outer.describe()} outside {self.inner.describe()}"
@@ -198,7 +280,7 @@ class Line:
     distance: np.ndarray  # (n,) distance from the training domain, 0 inside
 
 
-def diagonal_line(domain: Box, regions: Iterable[Region], n: int = 512) -> Line:
+def diagonal_line(domain: Domain, regions: Iterable[Region], n: int = 512) -> Line:
     """The diagonal through the domain's centre, clipped to the box holding every region.
 
     Along (1, ..., 1) every input grows together, which takes the line through
@@ -206,16 +288,16 @@ def diagonal_line(domain: Box, regions: Iterable[Region], n: int = 512) -> Line:
     regions' bounding box keeps it where the target is meant to be evaluated
     (sqrt and log never see a negative input).
     """
-    boxes = [domain, *(r.bounds() for r in regions)]
+    boxes = [domain.bounds(), *(r.bounds() for r in regions)]
     low = np.min([b.low for b in boxes], axis=0)
     high = np.max([b.high for b in boxes], axis=0)
-    origin = domain.centre
+    origin = np.asarray(domain.centre)
     direction = np.full(domain.dim, 1 / np.sqrt(domain.dim))
     start = np.max((low - origin) / direction)
     stop = np.min((high - origin) / direction)
     # Half the points fall within twice the domain, so the fit inside the
     # range is drawn as finely as the way it carries (or not) far outside.
-    inside = np.min(domain.width / 2 / direction)
+    inside = domain.exit_distance(direction)[0]
     position = np.union1d(
         np.linspace(start, stop, n - n // 2),
         np.linspace(max(start, -2 * inside), min(stop, 2 * inside), n // 2),
@@ -228,7 +310,7 @@ def _num(v: float) -> str:
     return f"{v:.6g}"
 
 
-def near_and_far(domain: Box, anchor: Anchor = "centre") -> dict[str, Shell]:
+def near_and_far(domain: Domain, anchor: Anchor = "centre") -> dict[str, Shell]:
     """The built-ins' two extrapolation regions around a training box.
 
     near: the box grown to twice its size, minus the box itself;

@@ -179,7 +179,7 @@ def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:
     """How straight each member's predictions run outside the training domain (Xu et al.).
 
     Along LINEARITY_DIRECTIONS random directions from the domain's centre,
-    LINEARITY_POINTS points run from where the ray leaves the training box
+    LINEARITY_POINTS points run from where the ray leaves the training domain
     out to the far edge of the target's extrapolation regions; a line is
     fitted to the predictions along each, and its R^2 kept. Returns per seed
     the mean and median R^2 over directions. Predictions that do not vary
@@ -187,12 +187,11 @@ def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:
     the target, so every model is measured along the same rays.
     """
     domain = target.domain
-    centre = domain.centre
+    centre = np.asarray(domain.centre)
     rng = np.random.default_rng([zlib.crc32(target.label.encode()), zlib.crc32(b"linearity")])
     directions = rng.standard_normal((LINEARITY_DIRECTIONS, domain.dim))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        leave = np.min(np.abs(domain.width / 2 / directions), axis=1)  # where each ray leaves the box
+    leave = domain.exit_distance(directions)
     corners = np.array([r.bounds().low for r in target.extrapolation.values()] + [r.bounds().high for r in target.extrapolation.values()])
     far = np.max(np.linalg.norm(corners - centre, axis=1))
     steps = np.linspace(0, 1, LINEARITY_POINTS)

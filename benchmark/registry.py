@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .domains import Box, Region, diagonal_line
+from .domains import Domain, Region, diagonal_line
 from .errors import FuncbenchError, unknown_name
 
 Kind = Literal["target", "model", "suite"]
@@ -52,7 +52,7 @@ class Target:
     """
 
     fn: Callable[[np.ndarray], np.ndarray]
-    domain: Box
+    domain: Domain
     extrapolation: Mapping[str, Region]
     description: str
     inputs: tuple[str, ...] = ()
@@ -253,7 +253,7 @@ def _model_spec_type() -> type:
 
 def target(
     *,
-    domain: Box,
+    domain: Domain,
     extrapolation: Mapping[str, Region],
     description: str,
     inputs: Sequence[str] = (),

@@ -40,12 +40,14 @@ def test_relu_mlp_extrapolates_linearly_and_wrongly_where_tanh_does_not(bench):
 
 
 def test_relu_mlp_on_the_quadratic_form_is_straight_outside_and_wrong(bench):
-    """Xu et al.'s observation, through their suite's settings (shortened)."""
-    result = bench("run", "--suite", "relu-extrapolation", "--targets", "quadratic[d=2],linear_map[d=2]", "--seeds", "2",
+    """Xu et al.'s observation, through their suite's settings (shortened), trained on a ball and on a cube."""
+    result = bench("run", "--suite", "relu-extrapolation", "--targets", "quadratic[d=2,shape=sphere],linear_map[d=2]", "--seeds", "2",
                    "--epochs", "20", "--samples", "2000", "--eval-samples", "500")
     assert result.exit_code == 0, result.stderr
     assert result.meta()["config"]["models"] == "mlp[width=128,depth=1]"
     linearity = result.table("linearity").groupby("target")["linearity_median_r2"].min()
     test = result.table("results").query("split == 'test'").groupby("target")["nmse"].max()
     assert (linearity > 0.99).all()  # straight outside the data, on both targets
-    assert test["quadratic"] > 0.2 and test["quadratic"] > 10 * test["linear_map"]  # right only on the linear one
+    quadratic = test["quadratic[shape=sphere]"]
+    assert quadratic > 0.2 and quadratic > 10 * test["linear_map"]  # right only on the linear one
+    assert "ball of radius 1 about the origin" in (result.run_dir / "targets" / "quadratic-shape-sphere.html").read_text()

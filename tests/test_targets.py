@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmark import Box, Shell, near_and_far
+from benchmark import Ball, Box, Shell, near_and_far
 from benchmark.checks import check_target
 from benchmark.data import sample_splits
 from benchmark.plugins import load_registry
@@ -101,9 +101,32 @@ def test_shell_sampling_is_uniform_on_the_shell():
     assert counts.min() / counts.max() > 0.9
 
 
+@pytest.mark.parametrize("orthant", [False, True])
+def test_ball_sampling_is_uniform_in_the_ball_and_its_shell_lies_outside(orthant):
+    ball = Ball.around_origin(3, 0.5, orthant=orthant)
+    x = ball.sample(40000, np.random.default_rng(0))
+    radius = np.linalg.norm(x, axis=1)
+    assert ball.contains(x).all() and (x >= 0).all() == orthant
+    # Uniform in 3-d: P(|x| <= r) = (r / 0.5)^3, and every octant (or only the positive one) equally often.
+    assert abs(np.mean(radius <= 0.25) - 0.125) < 0.01
+    octants = np.unique((x > 0) @ [1, 2, 4], return_counts=True)[1]
+    assert len(octants) == (1 if orthant else 8) and octants.min() / octants.max() > 0.9
+    shell = Shell.around(ball, 1, 10)
+    y = shell.sample(5000, np.random.default_rng(1))
+    assert shell.contains(y).all() and not ball.contains(y).any()
+    assert ((np.linalg.norm(y, axis=1) > 0.5) & (np.linalg.norm(y, axis=1) <= 5)).all()
+    # Distance to the ball: along an axis, and (for the orthant) from a negative coordinate.
+    assert np.allclose(ball.distance(np.array([[2.0, 0, 0], [0.1, 0.1, 0.1]])), [1.5, 0])
+    if orthant:
+        assert np.isclose(ball.distance(np.array([[-1.0, 0.2, 0]]))[0], 1.0)
+        assert ball.exit_distance(np.array([[1.0, 0, 0], [-1.0, 0, 0]])).tolist() == [0.5, 0.0]
+
+
 def test_invalid_boxes_and_shells_are_refused():
     with pytest.raises(ValueError, match="empty or inverted"):
         Box((1.0,), (0.0,))
     with pytest.raises(ValueError, match="inner < outer"):
         Shell.around(Box.cube(1, 0, 1), 2, 2)
     assert set(near_and_far(Box.cube(1, 0, 1))) == {"near", "far"}
+    with pytest.raises(ValueError, match="positive radius"):
+        Ball.around_origin(2, 0.0)

@@ -134,7 +134,8 @@ def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colour
         metrics=target_metrics(of_target["results"]),
         formulas=of_target["formulas"].drop(columns="target"),
         probes=median_probes(of_target["probes"]).drop(columns="target"),
-        verdicts=cells[["model", "interpolation", "extrapolation", "verdict"]],
+        verdicts=cells[["model", "interpolation", "extrapolation", "linearity", "outside", "verdict"]].rename(
+            columns={"linearity": "extrapolation linearity R²", "outside": "outside the data"}),
     )
     _write_text(run_dir / page, html)
 

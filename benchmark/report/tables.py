@@ -23,6 +23,10 @@ EXACT = 1e-6
 #: nmse at or below which a model counts as fitting (1% of the target's variance left).
 FITS = 1e-2
 
+#: Median extrapolation-linearity R^2 at or above which a model is said to run straight
+#: outside its data (Xu et al. report about 0.99 for ReLU networks).
+STRAIGHT = 0.99
+
 VERDICTS = {
     "exact": "exact everywhere",
     "inside": "fits inside the range only",
@@ -63,6 +67,7 @@ def cell_summary(results: pd.DataFrame, linearity: pd.DataFrame | None = None) -
     if linearity is not None:
         straight = linearity.merge(seeds[["target", "model", "seed", "status"]], on=["target", "model", "seed"])
         stats["linearity"] = straight[straight["status"] == OK].groupby(["target", "model"], sort=False)["linearity_median_r2"].median()
+        stats["outside"] = stats["linearity"].map(shape_outside)
     counts = seeds.groupby(["target", "model"], sort=False).agg(
         seeds=("seed", "size"), diverged=("status", lambda s: int((s == DIVERGED).sum()))
     )
@@ -72,6 +77,13 @@ def cell_summary(results: pd.DataFrame, linearity: pd.DataFrame | None = None) -
         for i, e, d, n in zip(summary["interpolation"], summary["extrapolation"], summary["diverged"], summary["seeds"])
     ]
     return summary
+
+
+def shape_outside(linearity_r2: float) -> str:
+    """In words: does the model run straight outside its data (a line, or a constant, along every ray)?"""
+    if np.isnan(linearity_r2):
+        return ""
+    return "straight" if linearity_r2 >= STRAIGHT else "curved"
 
 
 def verdict(interpolation: float, extrapolation: float) -> str:
@@ -169,7 +181,8 @@ def leaderboard(cells: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
             "NALU score interpolation": ordered["nalu interpolation"],
             "NALU score extrapolation": ordered["nalu extrapolation"],
             "diverged": ordered["diverged"].astype(str) + " / " + ordered["seeds"].astype(str),
-            **({"extrapolation linearity R²": ordered["linearity"]} if "linearity" in ordered else {}),
+            **({"extrapolation linearity R²": ordered["linearity"], "outside the data": ordered["outside"]}
+               if "linearity" in ordered else {}),
             "verdict": ordered["verdict"],
         }
     )
