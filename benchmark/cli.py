@@ -81,7 +81,13 @@ def _default(name: str) -> str:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Folder that holds the run folders.")
 @click.option("--run-id", default=None, help="Name of the run folder [default: a hash of the configuration, so rerunning resumes].")
 @click.option("--force", is_flag=True, help="Recompute cells already present in the run folder.")
-def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], suite: str | None, **options) -> None:
+@click.option("--cell-batching/--no-cell-batching", default=True, show_default=True,
+              help="Train the cells of a model family on targets of one input dimension as one ensemble "
+                   "(the same numbers, in fewer, larger steps).")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default="0: one per core",
+              help="Worker processes training cells in parallel on this machine; each gets an equal share of the cores.")
+def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: int, plugins: tuple[str, ...],
+        suite: str | None, **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
     given = {name: value for name, value in options.items() if value is not None}
     registry = load_registry(plugins)
@@ -95,6 +101,7 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], su
     store = RunStore.open(out / _run_folder(run_id, config))
     _warn(plan.problems)
 
+    from .executors import usable_cores
     from .runner import execute
 
     bar = tqdm(total=len(plan.cells), unit="cell", desc="training", disable=None, file=sys.stderr)
@@ -104,7 +111,8 @@ def run(out: Path, run_id: str | None, force: bool, plugins: tuple[str, ...], su
         bar.update()
 
     try:
-        outcome = execute(plan, config, store, force=force, on_cell=advance)
+        outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, jobs=jobs or usable_cores(),
+                          on_cell=advance)
     except KeyboardInterrupt:
         bar.close()
         click.echo(f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume", err=True)

@@ -1,7 +1,9 @@
 """Running a plan: train and evaluate each cell, store it, then the run's files.
 
-Cells of one target share their samples, drawn once. Finished cells already
-in the run folder are skipped, so rerunning an interrupted command resumes it.
+Cells of one target share their samples, drawn once; cells of one model
+family on targets of the same shape train as one ensemble. Finished cells
+already in the run folder are skipped, so rerunning an interrupted command
+resumes it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 
@@ -19,13 +21,15 @@ import pandas as pd
 
 from . import __version__
 from .checks import INTERPOLATION, TargetError
-from .data import sample_splits
+from .data import Split, sample_splits
 from .errors import FuncbenchError, describe_exception
-from .evaluate import DIVERGED, evaluate_cell
+from .evaluate import DIVERGED, CellResult, evaluate_cell
+from .executors import run_local
 from .plan import Cell, Plan, RunConfig
+from .registry import Target
 from .statistics import success_thresholds
 from .store import SCHEMA_VERSION, RunStore
-from .train import train_cell
+from .train import group_key, train_cells
 
 
 @dataclass(frozen=True)
@@ -43,46 +47,48 @@ def execute(
     store: RunStore,
     *,
     force: bool = False,
+    batch_cells: bool = True,
+    jobs: int = 1,
     on_cell: Callable[[Cell, bool], None] = lambda cell, reused: None,
 ) -> RunOutcome:
-    """Train every pending cell of `plan` into `store`; return the run's tables."""
+    """Train every pending cell of `plan` into `store`; return the run's tables.
+
+    With `batch_cells`, the cells of one model family on targets of the same
+    input dimension and splits train as one ensemble (`train_cells`), which
+    gives the same numbers in fewer, larger steps. With `jobs` above 1 those
+    ensembles train in that many worker processes; the numbers are the same.
+    """
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
     trained = reused = 0
     problems: list[str] = []
     store.write_json("run.json", run_metadata(plan, config, started, None, problems))
-    for target in plan.targets:
-        cells = [c for c in plan.cells if c.target is target]
-        pending = [c for c in cells if force or not store.has_cell(c.id)]
-        for cell in cells:
-            if cell not in pending:
-                reused += 1
-                on_cell(cell, True)
-        if not pending:
-            continue
-        first = pending[0]
-        try:
-            splits = sample_splits(target, first.seeds, first.samples, first.eval_samples, validation=first.settings.by_steps)
-            thresholds = success_thresholds(target, first.seeds, {INTERPOLATION: target.domain, **target.extrapolation})
-        except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
-            problems.append(
-                f"{target.origin}: target '{target.label}' failed while its data was drawn: "
-                f"{describe_exception(exc)}; it is skipped"
-            )
-            continue
-        for cell in pending:
-            try:
-                trained_cell = train_cell(cell, splits)
-            except TargetError as exc:  # a fresh batch hit a point where the target is not finite
-                problems.append(f"{target.origin}: target '{target.label}' failed while training: {exc}; its remaining cells are skipped")
-                break
-            store.write_cell(cell.id, evaluate_cell(trained_cell, splits, thresholds))
+    pending: dict[Target, list[Cell]] = {}
+    for cell in plan.cells:
+        if force or not store.has_cell(cell.id):
+            pending.setdefault(cell.target, []).append(cell)
+        else:
+            reused += 1
+            on_cell(cell, True)
+    # Forked workers find the cells here, so tasks name cells instead of pickling targets' code.
+    _CELLS.clear()
+    _CELLS.update({cell.id: cell for cell in plan.cells})
+    failed: set[str] = set()
+    results: dict[str, CellResult] = {}
+    for outcome in run_local(train_group, _group_tasks(pending, config, batch_cells, problems), jobs):
+        for cell_id, result in outcome.finished:
+            store.write_cell(cell_id, result)
+            results[cell_id] = result
             trained += 1
-            on_cell(cell, False)
+            on_cell(_CELLS[cell_id], False)
+        for label, problem in outcome.failed:
+            if label not in failed:  # every model of a target meets the same failing batch; say it once
+                failed.add(label)
+                problems.append(problem)
     finished_cells = [c for c in plan.cells if store.has_cell(c.id)]
     if not finished_cells:
         raise FuncbenchError("no target could be run: " + problems[-1])
-    tables = store.consolidate(c.id for c in finished_cells)
+    tables = store.consolidate((c.id for c in finished_cells), known=results)
     # A target skipped while its data was drawn is in the problems, not the report.
     ran = replace(plan, targets=[t for t in plan.targets if any(c.target is t for c in finished_cells)])
     finished = dt.datetime.now(dt.timezone.utc)
@@ -97,6 +103,128 @@ def execute(
     }
     store.write_json("run.json", meta)
     return RunOutcome(tables, trained, reused, time.perf_counter() - clock, problems)
+
+
+#: The cells of the plan being run, by id (see `execute`).
+_CELLS: dict[str, Cell] = {}
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """Cells to train as one ensemble, with their targets' samples and success thresholds (by target label)."""
+
+    cell_ids: tuple[str, ...]
+    splits: dict[str, list[Split]]
+    thresholds: dict[str, pd.DataFrame | None]
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    finished: list[tuple[str, CellResult]]  # (cell id, its evaluated tables)
+    failed: list[tuple[str, str]]  # (target label, the problem line) for targets that failed while training
+
+
+def train_group(task: GroupTask) -> GroupOutcome:
+    """Train and evaluate a task's cells; a target that fails while training is found and left out."""
+    finished: list[tuple[str, CellResult]] = []
+    failed: list[tuple[str, str]] = []
+
+    def attempt(cells: list[Cell]) -> None:
+        try:
+            trained_cells = train_cells([(cell, task.splits[cell.target.label]) for cell in cells])
+        except TargetError as exc:  # a fresh batch hit a point where the target is not finite
+            if len(cells) > 1:  # find which target it was: train them one at a time
+                for cell in cells:
+                    attempt([cell])
+                return
+            target = cells[0].target
+            failed.append((target.label, f"{target.origin}: target '{target.label}' failed while training: {exc}; "
+                                         "its cells are skipped"))
+            return
+        for trained_cell in trained_cells:
+            label = trained_cell.cell.target.label
+            finished.append((trained_cell.cell.id,
+                             evaluate_cell(trained_cell, task.splits[label], task.thresholds[label])))
+
+    attempt([_CELLS[cell_id] for cell_id in task.cell_ids])
+    return GroupOutcome(finished, failed)
+
+
+def _group_tasks(pending: dict[Target, list[Cell]], config: RunConfig, together: bool,
+                 problems: list[str]) -> Iterator[GroupTask]:
+    """Per batch of targets: draw their samples, then one task per group of cells that can share an ensemble."""
+    for targets in _target_batches(list(pending), config, together):
+        prepared = {}
+        for target in targets:
+            first = pending[target][0]
+            try:
+                splits = sample_splits(target, first.seeds, first.samples, first.eval_samples,
+                                       validation=first.settings.by_steps)
+                thresholds = success_thresholds(target, first.seeds, {INTERPOLATION: target.domain, **target.extrapolation})
+            except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
+                problems.append(
+                    f"{target.origin}: target '{target.label}' failed while its data was drawn: "
+                    f"{describe_exception(exc)}; it is skipped"
+                )
+                continue
+            prepared[target] = (splits, thresholds)
+        groups: dict[tuple, list[Cell]] = {}
+        for target, (splits, _) in prepared.items():
+            for cell in pending[target]:
+                key = group_key(cell, splits) if together else (cell.id,)
+                groups.setdefault(key, []).append(cell)
+        for cells in (part for group in groups.values() for part in _chunks(group)):
+            labels = {cell.target.label for cell in cells}
+            yield GroupTask(tuple(cell.id for cell in cells),
+                            {t.label: prepared[t][0] for t in prepared if t.label in labels},
+                            {t.label: prepared[t][1] for t in prepared if t.label in labels})
+
+
+#: Members (seeds over every cell) of one ensemble at most, unless one cell has more. Per member,
+#: an MLP step costs least at some tens to a hundred members; far beyond, the
+#: activations leave the CPU's caches and each member costs twice as much.
+MAX_MEMBERS = 128
+
+
+def _chunks(cells: list[Cell]) -> Iterator[list[Cell]]:
+    """Consecutive runs of cells with at most MAX_MEMBERS seeds in all (a cell is never split)."""
+    chunk: list[Cell] = []
+    for cell in cells:
+        if chunk and sum(len(c.seeds) for c in chunk) + len(cell.seeds) > MAX_MEMBERS:
+            yield chunk
+            chunk = []
+        chunk.append(cell)
+    if chunk:
+        yield chunk
+
+
+#: Samples held in memory at once, in float32 elements over every split, seed and input (about 200 MB).
+SAMPLE_BUDGET = 50_000_000
+
+
+def _target_batches(targets: list[Target], config: RunConfig, together: bool) -> Iterator[list[Target]]:
+    """Targets whose samples are drawn and kept together, in plan order, within SAMPLE_BUDGET.
+
+    Targets of one input dimension and extrapolation regions go together,
+    since only they can share an ensemble.
+    """
+    if not together:
+        yield from ([t] for t in targets)
+        return
+    kinds: dict[tuple, list[Target]] = {}
+    for target in targets:
+        kinds.setdefault((target.dim, tuple(target.extrapolation)), []).append(target)
+    for same in kinds.values():
+        batch, size = [], 0
+        for target in same:
+            splits = 3 + len(target.extrapolation)  # train, validation, interpolation and the regions
+            elements = config.seeds * max(config.samples, config.eval_samples) * splits * (target.dim + 1)
+            if batch and size + elements > SAMPLE_BUDGET:
+                yield batch
+                batch, size = [], 0
+            batch.append(target)
+            size += elements
+        yield batch
 
 
 def run_metadata(

@@ -33,7 +33,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -91,12 +91,16 @@ class RunStore:
     def read_cell(self, cell_id: str, table: str) -> pd.DataFrame:
         return pd.read_parquet(self.cells / cell_id / f"{table}.parquet")
 
-    def consolidate(self, cell_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
-        """Gather the planned cells into the run-level tables and write them."""
-        cell_ids = list(cell_ids)
+    def consolidate(self, cell_ids: Iterable[str], known: Mapping[str, CellResult] | None = None) -> dict[str, pd.DataFrame]:
+        """Gather the planned cells into the run-level tables and write them.
+
+        Cells in `known` (those this process just wrote) are taken from memory
+        instead of being read back.
+        """
+        cell_ids, known = list(cell_ids), known or {}
         tables = {}
         for table in TABLES:
-            parts = [self.read_cell(c, table) for c in cell_ids]
+            parts = [getattr(known[c], table) if c in known else self.read_cell(c, table) for c in cell_ids]
             parts = [p for p in parts if len(p)] or parts[:1]
             tables[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
             atomic_write(self.root / f"{table}.parquet", lambda path, t=tables[table]: t.to_parquet(path, index=False))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .checks import INTERPOLATION, TRAIN, VALIDATION
 from .data import Split, fresh_batches
-from .models import Model, MonitoredSplit, TrainingData, TrainingLog
+from .models import Model, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
 from .plan import Cell
 
 
@@ -35,28 +36,85 @@ def monitored_splits(splits: list[Split]) -> list[Split]:
 
 
 def train_cell(cell: Cell, splits: list[Split]) -> TrainedCell:
-    """Build the cell's ensemble, fit it, time the fit.
+    """Build the cell's ensemble, fit it, time the fit (see `train_cells`)."""
+    return train_cells([(cell, splits)])[0]
+
+
+def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
+    """Train cells of one model family as one ensemble, its members every cell's seeds in turn.
+
+    The cells must share the model, the training settings, the input
+    dimension and the names and sizes of their splits (`group_key`). A
+    member's initialisation, batches and optimiser arithmetic do not depend
+    on the other members (see `benchmark.models.torch_ensemble`), so each
+    cell trains exactly as it would alone; training them together only
+    takes fewer, larger steps. Each cell's share of the time is its share
+    of the members.
 
     A seed is diverged when the parameters it ends with predict non-finite
     values on its training data, or, training by epochs, when its loss
     stopped being finite. (Training by steps keeps each seed's best
-    checkpoint, which a later blow-up does not spoil.) Members' arithmetic is
-    independent, so the rest of the ensemble is unaffected.
+    checkpoint, which a later blow-up does not spoil.)
     """
-    train = next(s for s in splits if s.name == TRAIN)
-    settings = cell.settings
+    first, first_splits = work[0]
+    settings = first.settings
+    monitored = [s.name for s in monitored_splits(first_splits)]
+    by_name = [{s.name: s for s in splits} for _, splits in work]
+
+    def stacked(name: str, field: str) -> np.ndarray:
+        return np.concatenate([getattr(splits[name], field) for splits in by_name])
+
+    seeds = [seed for cell, _ in work for seed in cell.seeds]
     data = TrainingData(
-        x=train.x,
-        y=train.y,
-        monitor=[MonitoredSplit(s.name, s.x, s.y) for s in monitored_splits(splits)],
-        fresh=fresh_batches(cell.target, cell.seeds, settings.batch_size) if settings.by_steps else None,
+        x=stacked(TRAIN, "x"),
+        y=stacked(TRAIN, "y"),
+        monitor=[MonitoredSplit(name, stacked(name, "x"), stacked(name, "y")) for name in monitored],
+        fresh=_fresh_for([cell for cell, _ in work]) if settings.by_steps else None,
     )
-    model = cell.model.build(cell.target.inputs, cell.seeds, cell.device)
+    model = first.model.build(first.target.inputs, seeds, first.device)
+    if len(work) > 1 and not hasattr(model, "members"):  # a family that cannot hand back a cell's members
+        return [trained for one in work for trained in train_cells([one])]
     start = time.perf_counter()
     log = model.fit(data, settings)
     seconds = time.perf_counter() - start
+    if len(work) == 1:
+        return [_trained(first, model, log, data.x, settings, seconds)]
+    trained, offset = [], 0
+    for cell, _ in work:
+        members = slice(offset, offset + len(cell.seeds))
+        offset = members.stop
+        part_log = TrainingLog(
+            loss_steps=log.loss_steps, loss=log.loss[members], steps=log.steps,
+            monitored={name: scores[members] for name, scores in log.monitored.items()},
+            kept_step=log.kept_step[members],
+        )
+        trained.append(_trained(cell, model.members(members, cell.target.inputs), part_log, data.x[members], settings,
+                                seconds * len(cell.seeds) / len(seeds)))
+    return trained
+
+
+def group_key(cell: Cell, splits: list[Split]) -> tuple:
+    """Cells with equal keys can train as one ensemble (`train_cells`)."""
+    return (cell.model.label, cell.settings, cell.device, cell.target.dim,
+            tuple((s.name, s.x.shape[1]) for s in monitored_splits(splits)))
+
+
+def _fresh_for(cells: Sequence[Cell]):
+    draws = [fresh_batches(cell.target, cell.seeds, cell.settings.batch_size) for cell in cells]
+    if len(draws) == 1:
+        return draws[0]
+
+    def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
+        parts = [d(k) for d in draws]
+        return np.concatenate([x for x, _ in parts], axis=1), np.concatenate([y for _, y in parts], axis=1)
+
+    return draw
+
+
+def _trained(cell: Cell, model: Model, log: TrainingLog, train_x: np.ndarray, settings: TrainSettings,
+             seconds: float) -> TrainedCell:
     with np.errstate(all="ignore"):
-        finite_predictions = np.isfinite(model.predict(train.x)).all(axis=(1, 2))
+        finite_predictions = np.isfinite(model.predict(train_x)).all(axis=(1, 2))
     finite_loss = np.isfinite(log.loss).all(axis=1)
     diverged = ~finite_predictions | (~finite_loss & (not settings.by_steps))
     return TrainedCell(cell, model, log, diverged, seconds)

@@ -1,28 +1,42 @@
-"""Side-by-side speed measurements: the article's own loop against funcbench.
+"""Side-by-side speed measurements: funcbench against the loops it replaces, and against the machine.
 
-Run with ``make perf``. Everything is measured in this one process (the
-default run in a child process, since it is a whole command), on the same
-machine and workload, and reported as medians over repeats and as ratios;
+Run with ``make perf`` (about 15 minutes on 2 cores; ``--quick`` skips the
+100-seed default run). Everything is measured in this one run, on the same
+machine and load, and reported as medians over repeats and as ratios:
 absolute seconds depend on the machine and its load, ratios much less.
 
 1. The article's workload: addition, one linear unit, 1000 samples in [0, 1),
    Adam lr 0.1, batch 200 reshuffled each epoch, 100 epochs. The article's
-   loop (a per-sample Dataset and a DataLoader) against funcbench's
-   vectorised trainer with 1, 10 and 100 seeds in one cell: seconds per
-   trained model.
-2. The wall time of the default ``bench run --targets all``, report included.
+   loop (a per-sample Dataset and a DataLoader) against funcbench's trainer
+   with 1, 10 and 100 seeds in one cell: seconds per trained model.
+2. scikit-learn's MLPRegressor (one hidden layer of 64 ReLU units, Adam lr
+   1e-3, batch 200, 100 epochs, no L2 penalty, no early stop) against
+   funcbench's `mlp[width=64,depth=1]` on the same workload (1000 samples of
+   `product`) with 1, 10 and 100 seeds: seconds per trained model.
+3. The floating-point rate of a wide MLP ensemble cell, counted from its
+   shapes (forward, backward and the periodic evaluations), as a fraction of
+   the machine's fp32 matrix-multiply rate (a 2048 x 2048 torch.mm, same
+   threads), measured here.
+4. The default ``bench run --targets all`` in a child process: wall time and
+   peak memory, and how the wall time grows with the seeds (1, 5, 25, 100)
+   and with the number of targets (1, 4, all 13).
+
+The figures are printed as a table and written to ``perf.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +44,19 @@ import torch
 from torch import nn, optim
 
 from benchmark.data import sample_splits
+from benchmark.models import TrainSettings
 from benchmark.plan import RunConfig, build_plan
 from benchmark.plugins import load_registry
 from benchmark.train import train_cell
 
+SEEDS = (1, 10, 100)
 
-def article_loop(seed: int) -> float:
+
+def median_of(repeats: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(repeats))
+
+
+def article_loop(seed: int = 0) -> float:
     """The article's training code, as published, for one model; returns seconds."""
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -72,52 +93,142 @@ def article_loop(seed: int) -> float:
     return seconds
 
 
-def funcbench_cell(seeds: int) -> float:
-    """Seconds to train one addition x linear cell with `seeds` seeds (data drawn beforehand)."""
-    plan = build_plan(load_registry(), RunConfig(targets="addition", models="linear", seeds=seeds))
+def funcbench_cell(targets: str, models: str, seeds: int, **settings) -> float:
+    """Seconds to train one cell with `seeds` seeds (its data drawn beforehand, evaluation not included)."""
+    plan = build_plan(load_registry(), RunConfig(targets=targets, models=models, seeds=seeds, **settings))
     cell = plan.cells[0]
     splits = sample_splits(cell.target, cell.seeds, cell.samples, cell.eval_samples)
     return train_cell(cell, splits).seconds
 
 
-def default_run() -> float:
-    """Wall seconds of `bench run --targets all` in a fresh process, into a temporary folder."""
-    with tempfile.TemporaryDirectory() as out:
+def sklearn_mlp(seed: int = 0) -> float:
+    """MLPRegressor on funcbench's `product` sample: 64 ReLU units, Adam, batch 200, exactly 100 epochs."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    cell = build_plan(load_registry(), RunConfig(targets="product", models="linear", seeds=1)).cells[0]
+    train = sample_splits(cell.target, (seed,), 1000, 10)[0]
+    x, y = train.x[0].astype(np.float64), train.y[0, :, 0]
+    model = MLPRegressor(hidden_layer_sizes=(64,), solver="adam", learning_rate_init=1e-3, batch_size=200,
+                         max_iter=100, alpha=0.0, tol=0.0, n_iter_no_change=1000, random_state=seed)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # it stops at its 100 epochs, as asked
+        model.fit(x, y)
+    seconds = time.perf_counter() - start
+    assert model.n_iter_ == 100, model.n_iter_
+    return seconds
+
+
+def matmul_rate(repeats: int, n: int = 2048) -> float:
+    """The machine's fp32 matrix-multiply rate (FLOP/s), median over repeats."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+
+    def once() -> float:
         start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "benchmark", "run", "--targets", "all", "--out", out],
-            check=True, stdout=subprocess.DEVNULL,
-        )
-        return time.perf_counter() - start
+        a @ b
+        return 2 * n**3 / (time.perf_counter() - start)
+
+    return median_of(repeats, once)
+
+
+def mlp_flops(widths: list[int], seeds: int, samples: int, batch: int, epochs: int, eval_points: int) -> float:
+    """Floating-point operations of training an MLP ensemble by epochs, counted from its shapes.
+
+    A forward pass costs 2 x in x out per layer and point; a training step
+    costs three (forward; backward to the weights; backward to the layer's
+    input, skipped for the first layer); every evaluation is one forward
+    pass over the monitored points. Activations and Adam are left out.
+    """
+    layers = list(zip(widths, widths[1:]))
+    forward = sum(2 * a * b for a, b in layers)
+    backward = sum(2 * a * b for a, b in layers) + sum(2 * a * b for a, b in layers[1:])
+    steps_points = epochs * samples  # every sample once per epoch
+    settings = TrainSettings(epochs=epochs, batch_size=batch)
+    total, interval = settings.total_steps(samples), settings.evaluation_interval(samples)
+    evaluations = 1 + total // interval + (total % interval != 0)  # before training, every interval, at the end
+    return seeds * (steps_points * (forward + backward) + evaluations * eval_points * forward)
+
+
+def default_run(*options: str) -> dict:
+    """Wall seconds and peak memory of `bench run --targets all OPTIONS` in a fresh process."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "benchmark", "run", "--targets", "all", "--out", out, *options]
+        start = time.perf_counter()
+        # /usr/bin/time would also do; reading the child's rusage keeps this portable to macOS.
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"`{' '.join(command)}` failed with status {status}")
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB on Linux
+    return {"options": " ".join(options), "seconds": seconds, "peak_memory_gib": usage.ru_maxrss * scale / 2**30}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median reported)")
-    parser.add_argument("--skip-default-run", action="store_true", help="skip timing the default bench run")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per short measurement (median reported)")
+    parser.add_argument("--quick", action="store_true", help="leave out the default runs with 25 and 100 seeds")
+    parser.add_argument("--skip-default-run", action="store_true", help="leave out every default run")
     parser.add_argument("--json", type=Path, default=Path("perf.json"), help="where to write the figures")
     args = parser.parse_args()
+    r = args.repeats
+    figures: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                                 "cpus": os.cpu_count()},
+                     "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": r}
+    funcbench_cell("addition", "linear", 1)  # the first torch call pays one-off start-up costs; keep them out
 
-    funcbench_cell(1)  # the first torch call pays one-off start-up costs; keep them out of both sides
-    article = statistics.median(article_loop(seed) for seed in range(args.repeats))
-    rows = [{"workload": "article loop, 1 model", "seconds_per_model": article, "speed-up": 1.0}]
-    for seeds in (1, 10, 100):
-        cell = statistics.median(funcbench_cell(seeds) for _ in range(args.repeats))
-        rows.append(
-            {"workload": f"funcbench, {seeds} seeds in one cell", "seconds_per_model": cell / seeds,
-             "speed-up": article / (cell / seeds)}
-        )
-    figures = {"machine": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "repeats": args.repeats, "article_workload": rows}
-    print(f"machine: {figures['machine']}, torch {figures['torch']}, {figures['threads']} threads, median of {args.repeats}")
-    print(f"{'workload':<36} {'s/model':>10} {'speed-up':>9}")
-    for row in rows:
-        print(f"{row['workload']:<36} {row['seconds_per_model']:>10.5f} {row['speed-up']:>8.1f}x")
+    article = median_of(r, article_loop)
+    rows = [{"workload": "article loop", "seeds": 1, "seconds_per_model": article, "speed_up": 1.0}]
+    for seeds in SEEDS:
+        cell = median_of(r, lambda: funcbench_cell("addition", "linear", seeds))
+        rows.append({"workload": "funcbench linear", "seeds": seeds, "seconds_per_model": cell / seeds,
+                     "speed_up": article / (cell / seeds)})
+    figures["article_workload"] = rows
+
+    sklearn = median_of(r, sklearn_mlp)
+    rows = [{"workload": "MLPRegressor", "seeds": 1, "seconds_per_model": sklearn, "speed_up": 1.0}]
+    for seeds in SEEDS:
+        cell = median_of(r, lambda: funcbench_cell("product", "mlp[width=64,depth=1]", seeds, learning_rate=1e-3))
+        rows.append({"workload": "funcbench mlp[width=64,depth=1]", "seeds": seeds, "seconds_per_model": cell / seeds,
+                     "speed_up": sklearn / (cell / seeds)})
+    figures["mlp_workload"] = rows
+
+    rate = matmul_rate(max(r, 5))
+    wide = {"model": "mlp[width=512,depth=2]", "target": "sine", "seeds": 16, "epochs": 20}
+    seconds = median_of(r, lambda: funcbench_cell(wide["target"], wide["model"], wide["seeds"], epochs=wide["epochs"]))
+    # 1000 samples, batch 200; the monitored splits are train, interpolation, near and far (1000 points each).
+    flops = mlp_flops([1, 512, 512, 1], wide["seeds"], 1000, 200, wide["epochs"], 4000)
+    figures["flop_rate"] = {**wide, "seconds": seconds, "gflops": flops / seconds / 1e9,
+                            "matmul_gflops": rate / 1e9, "fraction_of_matmul": flops / seconds / rate}
+
     if not args.skip_default_run:
-        figures["default_run_seconds"] = default_run()
-        print(f"default `bench run --targets all`: {figures['default_run_seconds']:.1f} s wall")
+        runs = [default_run()]
+        runs += [default_run("--seeds", str(s)) for s in ((1, 25) if args.quick else (1, 25, 100))]
+        runs += [default_run("--targets", t) for t in ("addition", "addition,subtraction,product,division")]
+        figures["default_runs"] = runs
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"figures written to {args.json}")
+    print_table(figures)
+    print(f"\nfigures written to {args.json}")
+
+
+def print_table(figures: dict) -> None:
+    machine = figures["machine"]
+    print(f"machine: {machine['processor']}, {machine['cpus']} CPUs, {machine['platform']}; torch {figures['torch']}, "
+          f"{figures['threads']} threads; medians of {figures['repeats']}")
+    for name in ("article_workload", "mlp_workload"):
+        print(f"\n{'workload':<34} {'seeds':>5} {'s/model':>10} {'speed-up':>9}")
+        for row in figures[name]:
+            print(f"{row['workload']:<34} {row['seeds']:>5} {row['seconds_per_model']:>10.5f} {row['speed_up']:>8.1f}x")
+    f = figures["flop_rate"]
+    print(f"\n{f['model']} x {f['seeds']} seeds on {f['target']}, {f['epochs']} epochs: {f['seconds']:.2f} s, "
+          f"{f['gflops']:.1f} GFLOP/s = {100 * f['fraction_of_matmul']:.0f}% of the fp32 matmul rate "
+          f"({f['matmul_gflops']:.1f} GFLOP/s)")
+    if "default_runs" in figures:
+        print(f"\n{'bench run --targets all':<44} {'wall s':>8} {'peak GiB':>9}")
+        for run in figures["default_runs"]:
+            print(f"{run['options'] or '(defaults: 5 seeds)':<44} {run['seconds']:>8.1f} {run['peak_memory_gib']:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -110,3 +111,25 @@ def test_training_by_steps_is_independent_of_other_seeds_and_of_chunking(registr
     np.testing.assert_allclose(fit_together.log.loss[2], fit_alone.log.loss[0], rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(fit_together.log.monitored["validation"][2], fit_alone.log.monitored["validation"][0], rtol=1e-4)
     assert not np.allclose(fit_together.log.loss[0], fit_together.log.loss[2])
+
+
+@pytest.mark.parametrize("protocol", [
+    ["--targets", "addition,subtraction,weighted_sum[n=2],square,sine,product",
+     "--models", "linear,mlp[width=16,depth=2],mlp_tanh[width=8,depth=1],knn", "--epochs", "8"],
+    ["--targets", "binary_op[op=add],binary_op[op=mul],binary_op[op=sub,range=-2:2]",
+     "--models", "nau,nmu[hidden=2],mlp[width=8,depth=1]", "--steps", "120", "--eval-every", "40", "--batch-size", "16"],
+], ids=["epochs", "steps"])
+def test_cell_batching_and_worker_processes_change_no_number(tmp_path, bench, protocol):
+    """Cells trained as one ensemble, in two worker processes, give bit for bit the numbers they give alone."""
+    runs = {}
+    for flag, jobs in (("--cell-batching", "2"), ("--no-cell-batching", "1")):
+        result = bench("run", *protocol, "--seeds", "3", "--samples", "200", "--eval-samples", "100",
+                       "--out", str(tmp_path / flag), flag, "--jobs", jobs)
+        assert result.exit_code == 0, result.stderr
+        runs[flag] = result
+    for table in ("results", "params", "formulas", "curves", "evaluations", "lines", "linearity", "probes"):
+        batched, alone = (runs[flag].table(table).drop(columns=["train_seconds"], errors="ignore")
+                          for flag in ("--cell-batching", "--no-cell-batching"))
+        # Tables list cells in the plan's order, whichever order they trained in.
+        assert len(batched) == len(alone) and (len(batched) or table in ("probes", "formulas")), table
+        pd.testing.assert_frame_equal(batched, alone, check_exact=True, obj=table)

@@ -1,9 +1,9 @@
 """The one protocol every model family follows.
 
 A family's spec builds a `Model`: an ensemble holding one independent member
-per seed. The runner only ever calls `fit`, `predict`, `readable_parameters`
-and `formulas`, so a torch module, an arithmetic unit and a scikit-learn
-regressor look the same to it. Arrays cross this boundary as numpy, stacked
+per seed. The runner only ever calls `fit`, `predict`, `readable_parameters`,
+`formulas` and `members`, so a torch module, an arithmetic unit and a
+scikit-learn regressor look the same to it. Arrays cross this boundary as numpy, stacked
 along a leading seed axis: x is (seeds, n, d), y is (seeds, n, 1).
 """
 
@@ -121,6 +121,16 @@ class Model(Protocol):
 
     def formulas(self) -> list[Expression | None]:
         """Per seed, the learned function as a formula, where its parameters read as one."""
+        ...
+
+    def members(self, index: slice, inputs: tuple[str, ...]) -> Model:
+        """The members at `index` alone, as a model for inputs named `inputs`.
+
+        Lets the runner train the cells of several targets that share a
+        family and input dimension as one ensemble, then evaluate each
+        target's members on their own. Optional: a family without it is
+        trained one cell at a time.
+        """
         ...
 
 

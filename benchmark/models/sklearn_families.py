@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from joblib import Parallel, delayed
-from sklearn.base import RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
 
+from ..executors import worker_threads
 from ..registry import model_family
 from .base import Model, ModelSpec, TrainingData, TrainingLog, TrainSettings
+
+if TYPE_CHECKING:  # scikit-learn is imported when a family is selected, not by every `bench` command
+    from sklearn.base import RegressorMixin
 
 
 class SklearnEnsemble:
@@ -35,12 +37,15 @@ class SklearnEnsemble:
         self.fitted = False
 
     def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:
+        from joblib import Parallel, delayed
+        from sklearn.exceptions import ConvergenceWarning
+
         x, y = data.x.astype(np.float64), data.y[:, :, 0]
         with warnings.catch_warnings():
             # An MLP stopped at its epoch budget, or a kernel at a bound, is
             # the benchmark's setting, not news to print on every cell.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.estimators = Parallel(n_jobs=-1, prefer="threads")(
+            self.estimators = Parallel(n_jobs=worker_threads(), prefer="threads")(
                 delayed(estimator.fit)(x[s], y[s]) for s, estimator in enumerate(self.estimators)
             )
         self.fitted = True
@@ -64,6 +69,11 @@ class SklearnEnsemble:
 
     def formulas(self) -> list[None]:
         return [None for _ in self.seeds]
+
+    def members(self, index: slice, inputs: tuple[str, ...]) -> SklearnEnsemble:
+        part = SklearnEnsemble(lambda seed: None, inputs, (), self.readable)
+        part.estimators, part.seeds, part.fitted = self.estimators[index], self.seeds[index], self.fitted
+        return part
 
 
 def _spec(make: Callable[[int], RegressorMixin], description: str, readable=None) -> ModelSpec:

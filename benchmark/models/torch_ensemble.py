@@ -9,6 +9,7 @@ Adam is elementwise, so each member trains as it would alone.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -126,6 +127,15 @@ class TorchEnsemble:
         read = getattr(self.module, "formulas", None)
         return read() if read else [None for _ in self.seeds]
 
+    def members(self, index: slice, inputs: tuple[str, ...]) -> TorchEnsemble:
+        # Every parameter is stacked along its first axis (checked when
+        # fitting), so a copy with each parameter sliced is those members alone.
+        module = copy.deepcopy(self.module)
+        with torch.no_grad():
+            for p in module.parameters():
+                p.data = p.data[index].clone()
+        return TorchEnsemble(module, inputs, self.seeds[index], str(self.device))
+
 
 @functools.cache
 def _warm_up_optimizer() -> None:
@@ -137,7 +147,7 @@ def _warm_up_optimizer() -> None:
     """
     weight = nn.Parameter(torch.zeros(1))
     weight.grad = torch.zeros(1)
-    torch.optim.Adam([weight], fused=True).step()
+    torch.optim.Adam([weight], foreach=True).step()
 
 
 def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -197,9 +207,12 @@ def fit_ensemble(
     validation split); training by epochs keeps the final ones.
     """
     params = [p for p in module.parameters() if p.requires_grad]
-    # The fused kernel updates every parameter in one call; the members stay
-    # independent since Adam is elementwise.
-    optimizer = torch.optim.Adam(params, lr=settings.learning_rate, fused=True)
+    # The foreach kernels update every parameter in a few calls; the members
+    # stay independent since Adam is elementwise. Not fused=True: the fused
+    # CPU kernel rounds an element differently in its vectorised body and
+    # its scalar tail, so a member's trajectory would depend on how many
+    # members share the tensor (and cell batching would change results).
+    optimizer = torch.optim.Adam(params, lr=settings.learning_rate, foreach=True)
     penalty = getattr(module, "penalty", None)
     constrain = getattr(module, "constrain_", None)
     total = settings.total_steps(samples)
