@@ -251,7 +251,10 @@ def success_grid(summary: pd.DataFrame, targets: Sequence[dict], models: Sequenc
     label_of = {(str(t["params"][outer]), str(t["params"][inner])): t["label"] for t in family}
     rate = summary.set_index(["target", "model"])["success rate"]
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(1.6 + len(panels) * (0.9 + 0.5 * len(models)), 1.6 + 0.32 * len(rows)), layout="constrained")
+        # Model names are written upright below the panels: room for the longest.
+        labels_height = 0.08 * max(len(m) for m in models)
+        fig = Figure(figsize=(1.6 + len(panels) * (0.9 + 0.5 * len(models)), 1.2 + 0.32 * len(rows) + labels_height),
+                     layout="constrained")
         axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
         for ax, panel in zip(axes, panels):
             grid = pd.DataFrame(
