@@ -85,7 +85,8 @@ def _default(name: str) -> str:
               help="Train the cells of a model family on targets of one input dimension as one ensemble "
                    "(the same numbers, in fewer, larger steps).")
 @click.option("--jobs", type=click.IntRange(min=0), default=0, show_default="0: one per core",
-              help="Worker processes training cells in parallel on this machine; each gets an equal share of the cores.")
+              help="Worker processes training cells in parallel on this machine (never more than there are ensembles "
+                   "to train); each gets an equal share of the cores. With --device cuda the default is 1.")
 def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: int, plugins: tuple[str, ...],
         suite: str | None, **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
@@ -111,7 +112,9 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
         bar.update()
 
     try:
-        outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, jobs=jobs or usable_cores(),
+        # On a GPU, one process drives it by default; more would each hold their own context on it.
+        default_jobs = usable_cores() if config.device == "cpu" else 1
+        outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, jobs=jobs or default_jobs,
                           on_cell=advance)
     except KeyboardInterrupt:
         bar.close()

@@ -219,6 +219,14 @@ class Shell:
     def bounds(self) -> Box:
         return self.outer.bounds()
 
+    @property
+    def centre(self) -> np.ndarray:
+        return np.asarray(self.outer.centre)
+
+    def exit_distance(self, directions: np.ndarray) -> np.ndarray:
+        """How far from the centre each unit direction (rows) leaves the shell's outer edge."""
+        return self.outer.exit_distance(directions)
+
     def describe(self) -> str:
         return f"{self.outer.describe()} outside {self.inner.describe()}"
 
@@ -304,6 +312,22 @@ def diagonal_line(domain: Domain, regions: Iterable[Region], n: int = 512) -> Li
     )
     points = origin + position[:, None] * direction
     return Line(origin, direction, position, points, domain.distance(points))
+
+
+def reach(region: Region, origin: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """How far from `origin` each unit direction (rows) runs before it leaves `region` for good.
+
+    Exact for a box, ball or shell centred on `origin`; otherwise where the ray
+    leaves the region's bounding box (0 where it never enters it going out).
+    """
+    exit_distance = getattr(region, "exit_distance", None)
+    if exit_distance is not None and np.allclose(getattr(region, "centre", np.nan), origin):
+        return exit_distance(directions)
+    box = region.bounds()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far_side = np.where(directions > 0, (np.asarray(box.high) - origin) / directions,
+                            np.where(directions < 0, (np.asarray(box.low) - origin) / directions, np.inf))
+    return np.maximum(np.min(far_side, axis=1), 0.0)
 
 
 def _num(v: float) -> str:

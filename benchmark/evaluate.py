@@ -17,7 +17,7 @@ import pandas as pd
 
 from .checks import evaluate_target
 from .data import Split
-from .domains import diagonal_line
+from .domains import diagonal_line, reach
 from .formula import is_exact
 from .train import TrainedCell
 
@@ -180,7 +180,8 @@ def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:
 
     Along LINEARITY_DIRECTIONS random directions from the domain's centre,
     LINEARITY_POINTS points run from where the ray leaves the training domain
-    out to the far edge of the target's extrapolation regions; a line is
+    out to where it leaves the last of the target's extrapolation regions (at
+    least twice as far as it left the domain); a line is
     fitted to the predictions along each, and its R^2 kept. Returns per seed
     the mean and median R^2 over directions. Predictions that do not vary
     along a ray are a line of slope 0: R^2 1. The directions depend only on
@@ -191,9 +192,10 @@ def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([zlib.crc32(target.label.encode()), zlib.crc32(b"linearity")])
     directions = rng.standard_normal((LINEARITY_DIRECTIONS, domain.dim))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    if getattr(domain, "orthant", False):  # an orthant of a ball, its regions too: rays into that orthant only
+        directions = np.abs(directions)
     leave = domain.exit_distance(directions)
-    corners = np.array([r.bounds().low for r in target.extrapolation.values()] + [r.bounds().high for r in target.extrapolation.values()])
-    far = np.max(np.linalg.norm(corners - centre, axis=1))
+    far = np.max([reach(region, centre, directions) for region in target.extrapolation.values()], axis=0)
     steps = np.linspace(0, 1, LINEARITY_POINTS)
     distance = leave[:, None] + (np.maximum(far, 2 * leave)[:, None] - leave[:, None]) * steps  # (directions, points)
     points = centre + distance[:, :, None] * directions[:, None, :]

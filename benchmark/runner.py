@@ -24,7 +24,7 @@ from .checks import INTERPOLATION, TargetError
 from .data import Split, sample_splits
 from .errors import FuncbenchError, describe_exception
 from .evaluate import DIVERGED, CellResult, evaluate_cell
-from .executors import run_local
+from .executors import run_local, usable_cores
 from .plan import Cell, Plan, RunConfig
 from .registry import Target
 from .statistics import success_thresholds
@@ -75,7 +75,9 @@ def execute(
     _CELLS.update({cell.id: cell for cell in plan.cells})
     failed: set[str] = set()
     results: dict[str, CellResult] = {}
-    for outcome in run_local(train_group, _group_tasks(pending, config, batch_cells, problems), jobs):
+    work = layout(pending, config, batch_cells)
+    jobs = min(jobs, sum(len(ensembles) for _, ensembles in work)) or 1  # no idle workers, and more threads each
+    for outcome in run_local(train_group, _group_tasks(work, problems), jobs):
         for cell_id, result in outcome.finished:
             store.write_cell(cell_id, result)
             results[cell_id] = result
@@ -94,6 +96,9 @@ def execute(
     finished = dt.datetime.now(dt.timezone.utc)
     meta = run_metadata(ran, config, started, finished, problems)
     per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])
+    # How the work was cut: it changes the times in results.train_seconds, never a number.
+    meta["execution"] = {"jobs": jobs, "threads_per_job": max(1, usable_cores() // jobs),
+                         "cell_batching": batch_cells}
     meta["counts"] = {
         "cells": len(finished_cells),
         "cells_trained": trained,
@@ -139,7 +144,7 @@ def train_group(task: GroupTask) -> GroupOutcome:
                 return
             target = cells[0].target
             failed.append((target.label, f"{target.origin}: target '{target.label}' failed while training: {exc}; "
-                                         "its cells are skipped"))
+                                         "the cells that met it are skipped"))
             return
         for trained_cell in trained_cells:
             label = trained_cell.cell.target.label
@@ -150,13 +155,29 @@ def train_group(task: GroupTask) -> GroupOutcome:
     return GroupOutcome(finished, failed)
 
 
-def _group_tasks(pending: dict[Target, list[Cell]], config: RunConfig, together: bool,
-                 problems: list[str]) -> Iterator[GroupTask]:
-    """Per batch of targets: draw their samples, then one task per group of cells that can share an ensemble."""
+def layout(pending: dict[Target, list[Cell]], config: RunConfig, together: bool) -> list[tuple[list[Target], list[list[Cell]]]]:
+    """The work, in plan order: batches of targets whose samples are drawn together, each with its ensembles.
+
+    An ensemble is a list of cells that train together (`train_cells`): one
+    model family on targets of one shape, at most MAX_MEMBERS seeds in all;
+    without `together`, every cell alone.
+    """
+    work = []
     for targets in _target_batches(list(pending), config, together):
+        groups: dict[tuple, list[Cell]] = {}
+        for target in targets:
+            for cell in pending[target]:
+                groups.setdefault(group_key(cell) if together else (cell.id,), []).append(cell)
+        work.append((targets, [part for group in groups.values() for part in _chunks(group)]))
+    return work
+
+
+def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], problems: list[str]) -> Iterator[GroupTask]:
+    """Per batch of targets: draw their samples, then a task per ensemble (targets that fail to sample are skipped)."""
+    for targets, ensembles in work:
         prepared = {}
         for target in targets:
-            first = pending[target][0]
+            first = next(cell for cells in ensembles for cell in cells if cell.target is target)
             try:
                 splits = sample_splits(target, first.seeds, first.samples, first.eval_samples,
                                        validation=first.settings.by_steps)
@@ -167,23 +188,20 @@ def _group_tasks(pending: dict[Target, list[Cell]], config: RunConfig, together:
                     f"{describe_exception(exc)}; it is skipped"
                 )
                 continue
-            prepared[target] = (splits, thresholds)
-        groups: dict[tuple, list[Cell]] = {}
-        for target, (splits, _) in prepared.items():
-            for cell in pending[target]:
-                key = group_key(cell, splits) if together else (cell.id,)
-                groups.setdefault(key, []).append(cell)
-        for cells in (part for group in groups.values() for part in _chunks(group)):
-            labels = {cell.target.label for cell in cells}
-            yield GroupTask(tuple(cell.id for cell in cells),
-                            {t.label: prepared[t][0] for t in prepared if t.label in labels},
-                            {t.label: prepared[t][1] for t in prepared if t.label in labels})
+            prepared[target.label] = (splits, thresholds)
+        for cells in ensembles:
+            labels = {cell.target.label for cell in cells if cell.target.label in prepared}
+            if labels:
+                yield GroupTask(tuple(cell.id for cell in cells if cell.target.label in labels),
+                                {label: prepared[label][0] for label in labels},
+                                {label: prepared[label][1] for label in labels})
 
 
 #: Members (seeds over every cell) of one ensemble at most, unless one cell has more. Per member,
-#: an MLP step costs least at some tens to a hundred members; far beyond, the
-#: activations leave the CPU's caches and each member costs twice as much.
-MAX_MEMBERS = 128
+#: an MLP step costs least from some tens of members on; far beyond a hundred, the
+#: activations leave the CPU's caches and each member costs twice as much. Smaller
+#: ensembles also write their cells sooner, which is what an interrupted run keeps.
+MAX_MEMBERS = 64
 
 
 def _chunks(cells: list[Cell]) -> Iterator[list[Cell]]:

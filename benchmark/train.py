@@ -93,10 +93,10 @@ def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
     return trained
 
 
-def group_key(cell: Cell, splits: list[Split]) -> tuple:
-    """Cells with equal keys can train as one ensemble (`train_cells`)."""
-    return (cell.model.label, cell.settings, cell.device, cell.target.dim,
-            tuple((s.name, s.x.shape[1]) for s in monitored_splits(splits)))
+def group_key(cell: Cell) -> tuple:
+    """Cells with equal keys can train as one ensemble (`train_cells`): same model, settings and data shapes."""
+    return (cell.model.label, cell.settings, cell.device, cell.target.dim, tuple(cell.target.extrapolation),
+            cell.samples, cell.eval_samples)
 
 
 def _fresh_for(cells: Sequence[Cell]):

@@ -159,17 +159,19 @@ def default_run(*options: str) -> dict:
         # /usr/bin/time would also do; reading the child's rusage keeps this portable to macOS.
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"`{' '.join(command)}` failed with status {status}")
+    if child.returncode != 0:
+        raise SystemExit(f"`{' '.join(command)}` exited with code {child.returncode}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB on Linux
+    # The largest resident size of the run or any of its worker processes, not their sum.
     return {"options": " ".join(options), "seconds": seconds, "peak_memory_gib": usage.ru_maxrss * scale / 2**30}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="repeats per short measurement (median reported)")
-    parser.add_argument("--quick", action="store_true", help="leave out the default runs with 25 and 100 seeds")
+    parser.add_argument("--quick", action="store_true", help="leave out the default run with 100 seeds")
     parser.add_argument("--skip-default-run", action="store_true", help="leave out every default run")
     parser.add_argument("--json", type=Path, default=Path("perf.json"), help="where to write the figures")
     args = parser.parse_args()
@@ -186,6 +188,7 @@ def main() -> None:
         rows.append({"workload": "funcbench linear", "seeds": seeds, "seconds_per_model": cell / seeds,
                      "speed_up": article / (cell / seeds)})
     figures["article_workload"] = rows
+    save(figures, args.json)
 
     sklearn = median_of(r, sklearn_mlp)
     rows = [{"workload": "MLPRegressor", "seeds": 1, "seconds_per_model": sklearn, "speed_up": 1.0}]
@@ -194,6 +197,7 @@ def main() -> None:
         rows.append({"workload": "funcbench mlp[width=64,depth=1]", "seeds": seeds, "seconds_per_model": cell / seeds,
                      "speed_up": sklearn / (cell / seeds)})
     figures["mlp_workload"] = rows
+    save(figures, args.json)
 
     rate = matmul_rate(max(r, 5))
     wide = {"model": "mlp[width=512,depth=2]", "target": "sine", "seeds": 16, "epochs": 20}
@@ -202,15 +206,21 @@ def main() -> None:
     flops = mlp_flops([1, 512, 512, 1], wide["seeds"], 1000, 200, wide["epochs"], 4000)
     figures["flop_rate"] = {**wide, "seconds": seconds, "gflops": flops / seconds / 1e9,
                             "matmul_gflops": rate / 1e9, "fraction_of_matmul": flops / seconds / rate}
+    save(figures, args.json)
 
     if not args.skip_default_run:
-        runs = [default_run()]
-        runs += [default_run("--seeds", str(s)) for s in ((1, 25) if args.quick else (1, 25, 100))]
-        runs += [default_run("--targets", t) for t in ("addition", "addition,subtraction,product,division")]
-        figures["default_runs"] = runs
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        figures["default_runs"] = []
+        variants = [(), *(("--seeds", str(n)) for n in ((1, 25) if args.quick else (1, 25, 100))),
+                    ("--targets", "addition"), ("--targets", "addition,subtraction,product,division")]
+        for options in variants:
+            figures["default_runs"].append(default_run(*options))
+            save(figures, args.json)  # a long run killed half-way keeps what it measured
     print_table(figures)
     print(f"\nfigures written to {args.json}")
+
+
+def save(figures: dict, path: Path) -> None:
+    path.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 def print_table(figures: dict) -> None:

@@ -113,6 +113,20 @@ def test_training_by_steps_is_independent_of_other_seeds_and_of_chunking(registr
     assert not np.allclose(fit_together.log.loss[0], fit_together.log.loss[2])
 
 
+def test_the_default_run_trains_as_nine_ensembles(registry):
+    """Three families on targets of three input dimensions (1, 2 and 5): nine ensembles, not 39 cells."""
+    from benchmark.runner import layout
+
+    plan = build_plan(registry, RunConfig(targets="all", seeds=5))
+    pending = {t: [c for c in plan.cells if c.target is t] for t in plan.targets}
+    ensembles = [cells for _, batch in layout(pending, RunConfig(seeds=5), together=True) for cells in batch]
+    assert len(plan.cells) == 39 and len(ensembles) == 9
+    assert sorted(len(cells) for cells in ensembles) == [1, 1, 1, 4, 4, 4, 8, 8, 8]
+    assert all(len({(c.model.label, c.target.dim) for c in cells}) == 1 for cells in ensembles)
+    alone = [cells for _, batch in layout(pending, RunConfig(seeds=5), together=False) for cells in batch]
+    assert len(alone) == 39
+
+
 @pytest.mark.parametrize("protocol", [
     ["--targets", "addition,subtraction,weighted_sum[n=2],square,sine,product",
      "--models", "linear,mlp[width=16,depth=2],mlp_tanh[width=8,depth=1],knn", "--epochs", "8"],

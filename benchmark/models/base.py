@@ -107,6 +107,16 @@ class TrainingLog:
 
 
 class Model(Protocol):
+    """What a family's ensemble does.
+
+    One more method is optional, and so not part of this protocol:
+    ``members(index: slice, inputs) -> Model``, the members at `index` alone,
+    as a model for inputs named `inputs`. It lets the runner train the cells
+    of several targets that share a family and input dimension as one
+    ensemble and evaluate each target's members on their own; a family
+    without it trains one cell at a time.
+    """
+
     def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:
         """Train every member on its own slice of the data."""
         ...
@@ -121,16 +131,6 @@ class Model(Protocol):
 
     def formulas(self) -> list[Expression | None]:
         """Per seed, the learned function as a formula, where its parameters read as one."""
-        ...
-
-    def members(self, index: slice, inputs: tuple[str, ...]) -> Model:
-        """The members at `index` alone, as a model for inputs named `inputs`.
-
-        Lets the runner train the cells of several targets that share a
-        family and input dimension as one ensemble, then evaluate each
-        target's members on their own. Optional: a family without it is
-        trained one cell at a time.
-        """
         ...
 
 
