@@ -4,8 +4,9 @@ The runner hands an executor a function and a stream of tasks and gets the
 results back as they finish; only the runner writes them. Workers are forked
 (on Linux), so they start with the plan already in memory (targets are code,
 often lambdas, and need not be picklable); a task carries only names and
-arrays. Each of N workers runs torch and scikit-learn on cores // N
-threads, so the workers together do not oversubscribe the machine.
+arrays. Each of N workers runs torch, scikit-learn and the BLAS under numpy
+on cores // N threads, so the workers together do not oversubscribe the
+machine.
 
 Forking is safe here because the parent runs no parallel torch work before
 it forks; a caller that has (a notebook, a test process) should keep the
@@ -100,8 +101,10 @@ def _start_worker(threads: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
     import torch  # already imported by the parent; this only sets the worker's share of the cores
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
 
     torch.set_num_threads(threads)
+    threadpool_limits(threads)  # the BLAS and OpenMP pools numpy and scikit-learn use, too
 
 
 def _die_with(parent: int) -> None:
