@@ -62,17 +62,18 @@ def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarra
     - max_abs_error; accuracy_solution: r2 above 0.999.
     """
     error = y_pred - y_true
+    abs_error = np.abs(error)
     mse = np.mean(error**2, axis=(-2, -1))
     variance = np.var(y_true, axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
         nmse = np.where(variance > 0, mse / np.where(variance > 0, variance, 1), np.nan)
-        relative = np.abs(error) / np.maximum(np.abs(y_true), np.finfo(np.float64).eps)
+        relative = abs_error / np.maximum(np.abs(y_true), np.finfo(np.float64).eps)
     r2 = 1 - nmse
     return {
         "mse": mse, "nmse": nmse, "r2": r2,
         "mape_mean_pct": 100 * np.mean(relative, axis=(-2, -1)),
         "mape_median_pct": 100 * np.median(relative, axis=(-2, -1)),
-        "max_abs_error": np.max(np.abs(error), axis=(-2, -1)),
+        "max_abs_error": np.max(abs_error, axis=(-2, -1)),
         "accuracy_solution": r2 > ACCURACY_SOLUTION_R2,
     }
 

@@ -29,7 +29,7 @@ from .plan import Cell, Plan, RunConfig
 from .registry import Target
 from .statistics import success_thresholds
 from .store import SCHEMA_VERSION, RunStore
-from .train import group_key, train_cells
+from .train import data_shape, group_key, train_cells
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ SAMPLE_BUDGET = 50_000_000
 def _target_batches(targets: list[Target], config: RunConfig, together: bool) -> Iterator[list[Target]]:
     """Targets whose samples are drawn and kept together, in plan order, within SAMPLE_BUDGET.
 
-    Targets of one input dimension and extrapolation regions go together,
+    Targets of one `data_shape` go together,
     since only they can share an ensemble.
     """
     if not together:
@@ -231,7 +231,7 @@ def _target_batches(targets: list[Target], config: RunConfig, together: bool) ->
         return
     kinds: dict[tuple, list[Target]] = {}
     for target in targets:
-        kinds.setdefault((target.dim, tuple(target.extrapolation)), []).append(target)
+        kinds.setdefault(data_shape(target), []).append(target)
     for same in kinds.values():
         batch, size = [], 0
         for target in same:

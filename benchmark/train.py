@@ -12,6 +12,7 @@ from .checks import INTERPOLATION, TRAIN, VALIDATION
 from .data import Split, fresh_batches
 from .models import Model, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
 from .plan import Cell
+from .registry import Target
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,10 +94,14 @@ def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
     return trained
 
 
+def data_shape(target: Target) -> tuple:
+    """What the targets of one ensemble must share: the input dimension and the names of the regions."""
+    return target.dim, tuple(target.extrapolation)
+
+
 def group_key(cell: Cell) -> tuple:
     """Cells with equal keys can train as one ensemble (`train_cells`): same model, settings and data shapes."""
-    return (cell.model.label, cell.settings, cell.device, cell.target.dim, tuple(cell.target.extrapolation),
-            cell.samples, cell.eval_samples)
+    return cell.model.label, cell.settings, cell.device, data_shape(cell.target), cell.samples, cell.eval_samples
 
 
 def _fresh_for(cells: Sequence[Cell]):

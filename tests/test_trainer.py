@@ -12,6 +12,7 @@ from benchmark.data import sample_splits
 from benchmark.models import MonitoredSplit, TrainingData, TrainSettings
 from benchmark.plan import RunConfig, build_plan
 from benchmark.plugins import load_registry
+from benchmark.store import TABLES
 from benchmark.train import train_cell
 
 
@@ -141,7 +142,7 @@ def test_cell_batching_and_worker_processes_change_no_number(tmp_path, bench, pr
                        "--out", str(tmp_path / flag), flag, "--jobs", jobs)
         assert result.exit_code == 0, result.stderr
         runs[flag] = result
-    for table in ("results", "params", "formulas", "curves", "evaluations", "lines", "linearity", "probes"):
+    for table in TABLES:
         batched, alone = (runs[flag].table(table).drop(columns=["train_seconds"], errors="ignore")
                           for flag in ("--cell-batching", "--no-cell-batching"))
         # Tables list cells in the plan's order, whichever order they trained in.

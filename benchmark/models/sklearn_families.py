@@ -11,6 +11,7 @@ is undefined.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -71,8 +72,8 @@ class SklearnEnsemble:
         return [None for _ in self.seeds]
 
     def members(self, index: slice, inputs: tuple[str, ...]) -> SklearnEnsemble:
-        part = SklearnEnsemble(lambda seed: None, inputs, (), self.readable)
-        part.estimators, part.seeds, part.fitted = self.estimators[index], self.seeds[index], self.fitted
+        part = copy.copy(self)
+        part.estimators, part.seeds, part.inputs = self.estimators[index], self.seeds[index], inputs
         return part
 
 

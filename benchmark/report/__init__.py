@@ -100,7 +100,7 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> 
 
     html = _environment().get_template("index.html.j2").render(
         meta=meta,
-        verdicts=verdict_table(meta, tables),
+        verdicts=verdict_table(meta, tables, cells),
         pages=pages,
         verdict_styles=VERDICT_STYLES,
         heatmaps=heatmaps,

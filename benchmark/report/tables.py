@@ -119,9 +119,8 @@ def target_summary(results: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def verdict_table(meta: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per target: the linear unit's errors, verdict, weights, probe answers, best family."""
-    cells = cell_summary(tables["results"])
+def verdict_table(meta: dict, tables: dict[str, pd.DataFrame], cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per target: the linear unit's errors, verdict, weights, probe answers, best family (`cells`: `cell_summary`)."""
     best = best_models(cells)
     linear = cells[cells["model"] == LINEAR].set_index("target")
     weights = median_parameters(tables["params"])
