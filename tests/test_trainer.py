@@ -148,3 +148,46 @@ def test_cell_batching_and_worker_processes_change_no_number(tmp_path, bench, pr
         # Tables list cells in the plan's order, whichever order they trained in.
         assert len(batched) == len(alone) and (len(batched) or table in ("probes", "formulas")), table
         pd.testing.assert_frame_equal(batched, alone, check_exact=True, obj=table)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("widths", [[2, 64, 1], [3, 16, 16, 2], [1, 8, 8, 8, 1]])
+def test_the_written_out_mlp_backward_equals_autograd(activation, widths):
+    """The MLP's own backward pass must give autograd's numbers to the last bit, inputs' gradients included."""
+    from benchmark.models.torch_ensemble import ACTIVATIONS, StackedMLP, seed_generators
+
+    mlp = StackedMLP(widths, activation, seed_generators(range(3)))
+    x = torch.randn(3, 50, widths[0], generator=torch.Generator().manual_seed(1), requires_grad=True)
+    target = torch.randn(3, 50, widths[-1], generator=torch.Generator().manual_seed(2))
+
+    def gradients(forward):
+        x.grad = None
+        for p in mlp.parameters():
+            p.grad = None
+        out = forward(x)
+        (out - target).square().mean(dim=(1, 2)).sum().backward()
+        return [out.detach(), x.grad, *(p.grad for p in mlp.parameters())]
+
+    def by_autograd(h):
+        *hidden, last = mlp.layers
+        for layer in hidden:
+            h = ACTIVATIONS[activation](layer(h))
+        return last(h)
+
+    written_out, reference = gradients(mlp), gradients(by_autograd)
+    assert len(written_out) == 2 + 2 * (len(widths) - 1)
+    for ours, theirs in zip(written_out, reference):
+        assert torch.equal(ours, theirs)
+
+
+def test_evaluating_in_chunks_changes_no_number(monkeypatch):
+    from benchmark.models import torch_ensemble
+
+    mlp = torch_ensemble.StackedMLP([2, 64, 64, 1], "tanh", torch_ensemble.seed_generators(range(5)))
+    x = torch.randn(5, 1000, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = mlp(x)
+        monkeypatch.setattr(torch_ensemble, "EVALUATION_CHUNK", 96)  # 11 chunks, the last one short
+        chunked = torch_ensemble.evaluate_in_chunks(mlp, x)
+    assert chunked.shape == whole.shape
+    assert torch.equal(chunked, whole)
