@@ -1,8 +1,10 @@
-"""The ``bench`` command: run a benchmark, list what can be run, rebuild a report."""
+"""The ``bench`` command: run a benchmark, list what can be run, rebuild a report, merge runs."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -86,10 +88,18 @@ def _default(name: str) -> str:
                    "(the same numbers, in fewer, larger steps).")
 @click.option("--jobs", type=click.IntRange(min=0), default=0, show_default="0: one per core",
               help="Worker processes training cells in parallel on this machine (never more than there are ensembles "
-                   "to train); each gets an equal share of the cores. With --device cuda the default is 1.")
-def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: int, plugins: tuple[str, ...],
-        suite: str | None, **options) -> None:
+                   "to train); each gets an equal share of the cores. With --device cuda the default is 1. "
+                   "With --executor dask: the local cluster's workers.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None, show_default="local",
+              help="Where cells train: worker processes on this machine, or a Dask cluster "
+                   "(a local one started for the run, unless --scheduler names one).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="A running Dask scheduler to train the cells on (implies --executor dask).")
+def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: int, executor: str | None,
+        scheduler: str | None, plugins: tuple[str, ...], suite: str | None, **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
+    if scheduler is not None and executor == "local":
+        raise FuncbenchError("--scheduler runs cells on a Dask cluster; drop --executor local or --scheduler")
     given = {name: value for name, value in options.items() if value is not None}
     registry = load_registry(plugins)
     config = resolve_config(registry, suite, {**given, "plugins": plugins})
@@ -102,7 +112,7 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
     store = RunStore.open(out / _run_folder(run_id, config))
     _warn(plan.problems)
 
-    from .executors import usable_cores
+    from .executors import DaskExecutor, LocalExecutor, usable_cores
     from .runner import execute
 
     bar = tqdm(total=len(plan.cells), unit="cell", desc="training", disable=None, file=sys.stderr)
@@ -111,15 +121,17 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
         bar.set_postfix_str(f"{cell.target.label} x {cell.model.label}{' (done before)' if reused else ''}")
         bar.update()
 
+    # On a GPU, one process drives it by default; more would each hold their own context on it.
+    jobs = jobs or (usable_cores() if config.device == "cpu" else 1)
+    workers = DaskExecutor(scheduler, jobs) if scheduler or executor == "dask" else LocalExecutor(jobs)
     try:
-        # On a GPU, one process drives it by default; more would each hold their own context on it.
-        default_jobs = usable_cores() if config.device == "cpu" else 1
-        outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, jobs=jobs or default_jobs,
-                          on_cell=advance)
-    except KeyboardInterrupt:
+        with _terminate_as_interrupt(), workers:
+            outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, executor=workers,
+                              on_cell=advance)
+    except KeyboardInterrupt as stop:
         bar.close()
         click.echo(f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume", err=True)
-        sys.exit(130)
+        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
     bar.close()
 
     _warn(outcome.problems)
@@ -160,6 +172,41 @@ def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/index.html from the stored results, without retraining."""
     meta, tables = read_run(run_dir)
     click.echo(f"report: {write_report(run_dir, meta, tables)}")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The merged run folder (new or empty).")
+def merge(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """Combine finished runs made apart (on other machines, or a grid split by hand) into one run folder and report.
+
+    A (target, model) pair held by several runs must be the same cell in each
+    (the same settings, code and funcbench version); otherwise nothing is written.
+    """
+    from .merge import merge_runs
+
+    folder, meta, tables = merge_runs(list(run_dirs), out)
+    index = write_report(folder, meta, tables)
+    click.echo(f"merged {len(run_dirs)} runs into {meta['counts']['cells']} cells")
+    click.echo(f"report: {index}")
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler's or `kill`'s stop) ends a run as Ctrl-C does: workers stopped, finished cells kept."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _warn(problems: list[str]) -> None:

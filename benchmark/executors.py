@@ -1,20 +1,27 @@
-"""Where work runs: in this process, or in worker processes on this machine.
+"""Where work runs: in this process, in worker processes on this machine, or on a Dask cluster.
 
 The runner hands an executor a function and a stream of tasks and gets the
-results back as they finish; only the runner writes them. Workers are forked
-(on Linux), so they start with the plan already in memory (targets are code,
-often lambdas, and need not be picklable); a task carries only names and
-arrays. Each of N workers runs torch, scikit-learn and the BLAS under numpy
-on cores // N threads, so the workers together do not oversubscribe the
-machine.
+results back as they finish; only the runner writes them. Every executor
+has the same two methods (`run` and `describe`) and is a context manager,
+so the runner does not know which one it drives.
 
-Forking is safe here because the parent runs no parallel torch work before
-it forks; a caller that has (a notebook, a test process) should keep the
-workers at one thread each, which `run_local` does when cores // N is 1.
+- `LocalExecutor`: workers forked on Linux, so they start with the plan
+  already in memory. Each of N workers runs torch, scikit-learn and the
+  BLAS under numpy on cores // N threads, so the workers together do not
+  oversubscribe the machine. Forking is safe because the parent runs no
+  parallel torch work before it forks; a caller that has (a notebook, a
+  test process) should keep the workers at one thread each, which
+  `run_local` does when cores // N is 1.
+- `DaskExecutor`: a `distributed` cluster, either one already running
+  (`--scheduler tcp://HOST:PORT`) or a `LocalCluster` started for the run.
+  Tasks go through Dask's own retries; a worker that dies mid-task has its
+  task rescheduled by the scheduler, and a task that keeps failing comes
+  back as a `TaskFailed` instead of stopping the run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import multiprocessing
 import os
@@ -22,7 +29,11 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TypeVar
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from .errors import FuncbenchError, describe_exception
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
@@ -48,38 +59,93 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def run_local(fn: Callable[[Task], Result], tasks: Iterable[Task], jobs: int) -> Iterator[Result]:
+@dataclass(frozen=True)
+class TaskFailed(Generic[Task]):
+    """A task that raised on every try; the run goes on without it."""
+
+    task: Task
+    error: str
+
+
+class Executor(Protocol):
+    def run(self, fn: Callable[[Task], Result], tasks: Iterable[Task], limit: int) -> Iterator[Result | TaskFailed]:
+        """`fn` over `tasks`, results in finishing order; `limit`: how many tasks there will be, at most."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """How the work was spread, for run.json."""
+        ...
+
+
+class LocalExecutor:
+    """`jobs` forked worker processes on this machine, or this process alone."""
+
+    def __init__(self, jobs: int):
+        self.jobs = max(1, jobs)
+        self.used = self.jobs
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def run(self, fn: Callable[[Task], Result], tasks: Iterable[Task], limit: int) -> Iterator[Result]:
+        self.used = max(1, min(self.jobs, limit))  # no idle workers, and more threads for each
+        return run_local(fn, tasks, self.used)
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": "local", "jobs": self.used, "threads_per_job": max(1, usable_cores() // self.used)}
+
+
+def run_local(fn: Callable[[Task], Result], tasks: Iterable[Task], jobs: int) -> Iterator[Result | TaskFailed]:
     """`fn` over `tasks`, in this process (jobs=1) or in `jobs` forked workers; results in finishing order.
 
+    A task that raises comes back as a `TaskFailed` and the others go on.
     Tasks are drawn from the iterable only as workers free up (one spare in
     the queue per worker), so a lazy stream of tasks holding large arrays is
-    never all in memory at once. On an interrupt or an error, the results
-    already finished are still handed back before it propagates, and the
-    workers are stopped at once rather than left to finish their tasks.
+    never all in memory at once. On an interrupt, or a worker that dies,
+    the results already finished are still handed back before it
+    propagates, and the workers are stopped at once rather than left to
+    finish their tasks.
     """
     if jobs <= 1 or not can_fork():
-        yield from map(fn, tasks)
+        for task in tasks:
+            try:
+                yield fn(task)
+            except Exception as exc:  # noqa: BLE001 - the task's failure is reported, the run goes on
+                yield TaskFailed(task, describe_exception(exc))
         return
     threads = max(1, usable_cores() // jobs)
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
                                initializer=_start_worker, initargs=(threads, os.getpid()))
-    pending: set[Future] = set()
+    pending: dict[Future, Task] = {}
+
+    def finished(done: set[Future]) -> Iterator[Result | TaskFailed]:
+        for future in done:
+            task = pending.pop(future)
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                raise FuncbenchError("a worker process died (out of memory, or killed); finished cells are saved: "
+                                     "run the same command again to resume, with fewer --jobs if memory is short")
+            yield TaskFailed(task, describe_exception(error)) if error is not None else future.result()
+
     try:
         for task in tasks:
-            pending.add(pool.submit(fn, task))
+            pending[pool.submit(fn, task)] = task
             while len(pending) >= 2 * jobs:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                yield from finished(done)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from (future.result() for future in done)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            yield from finished(done)
     except GeneratorExit:  # the caller stopped reading (its own error or interrupt): nothing more can be handed back
         _stop(pool)
         raise
     except BaseException:
-        finished = [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]
+        done = {f for f in pending if f.done() and not f.cancelled() and f.exception() is None}
         _stop(pool)
-        yield from (future.result() for future in finished)
+        yield from finished(done)
         raise
     pool.shutdown(wait=True)
 
@@ -97,8 +163,11 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def _start_worker(threads: int, parent: int) -> None:
     global _threads
     _threads = threads
-    # Ctrl-C is the parent's to handle: it stops the workers itself.
+    # Ctrl-C is the parent's to handle: it stops the workers itself. SIGTERM
+    # (from the parent, or from its death) ends a worker at once, whatever
+    # handler the parent had installed when it forked.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with(parent)
     import torch  # already imported by the parent; this only sets the worker's share of the cores
     from threadpoolctl import threadpool_limits  # comes with scikit-learn
@@ -116,3 +185,122 @@ def _die_with(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
+
+
+#: How often Dask tries a task again after it raised (a worker that dies is the scheduler's to
+#: handle: it reschedules the task up to `distributed.scheduler.allowed-failures` times).
+DASK_RETRIES = 2
+
+
+class DaskExecutor:
+    """A Dask cluster: the one at `scheduler`, or a LocalCluster of `jobs` worker processes.
+
+    Each worker process runs one task at a time per Dask thread, and gives
+    torch and the BLAS its host's cores divided by the Dask threads of all
+    the workers on that host. Tasks are submitted as earlier ones finish
+    (two per worker thread in flight), so a lazy stream of tasks holding
+    arrays is never all in memory.
+    """
+
+    def __init__(self, scheduler: str | None, jobs: int, retries: int = DASK_RETRIES):
+        self.scheduler = scheduler
+        self.jobs = max(1, jobs)
+        self.retries = retries
+        self.client: Any = None
+        self.cluster: Any = None
+        self.threads: dict[str, int] = {}
+
+    def __enter__(self) -> DaskExecutor:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise FuncbenchError("the dask executor needs the 'distributed' package: pip install distributed") from None
+        if self.scheduler is None:
+            # Processes, not threads: torch holds the GIL in much of a small model's step.
+            self.cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
+                                        host="127.0.0.1", dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise FuncbenchError(f"cannot reach the Dask scheduler at '{self.scheduler}': {exc}; "
+                                     "check the address and that the scheduler is running") from None
+        self.threads = self._threads_per_host()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def _threads_per_host(self) -> dict[str, int]:
+        workers = self.client.scheduler_info()["workers"]
+        if not workers:
+            self.client.wait_for_workers(1, timeout=60)
+            workers = self.client.scheduler_info()["workers"]
+        cores = self.client.run(usable_cores)
+        slots: dict[str, int] = {}
+        for address, info in workers.items():
+            slots[info["host"]] = slots.get(info["host"], 0) + info["nthreads"]
+        return {workers[a]["host"]: max(1, cores[a] // slots[workers[a]["host"]]) for a in workers if a in cores}
+
+    def run(self, fn: Callable[[Task], Result], tasks: Iterable[Task], limit: int) -> Iterator[Result | TaskFailed]:
+        from distributed import as_completed
+
+        slots = sum(info["nthreads"] for info in self.client.scheduler_info()["workers"].values()) or 1
+        running = as_completed(with_results=False)
+        submitted: dict[str, Task] = {}
+        try:
+            for task in tasks:
+                future = self.client.submit(_on_dask_worker, fn, task, self.threads, retries=self.retries, pure=False)
+                submitted[future.key] = task
+                running.add(future)
+                while running.count() >= 2 * slots:
+                    yield self._collect(next(running), submitted)
+            for future in running:
+                yield self._collect(future, submitted)
+        except BaseException:
+            self.client.cancel(list(running.futures))
+            raise
+
+    @staticmethod
+    def _collect(future: Any, submitted: dict[str, Any]) -> Any:
+        task = submitted.pop(future.key)
+        try:
+            if future.status == "finished":
+                return future.result()
+            try:
+                error = future.exception()
+            except (Exception, asyncio.CancelledError) as exc:  # a cancelled future raises instead of returning
+                error = exc
+            return TaskFailed(task, describe_exception(error))
+        finally:
+            future.release()
+
+    def describe(self) -> dict[str, Any]:
+        workers = self.client.scheduler_info()["workers"]
+        return {"executor": "dask", "scheduler": self.scheduler or "local cluster", "workers": len(workers),
+                "threads_per_job": min(self.threads.values(), default=1)}
+
+
+_dask_threads: int | None = None
+
+
+def _on_dask_worker(fn: Callable[[Task], Result], task: Task, threads_by_host: dict[str, int]) -> Result:
+    """Run `fn(task)` on a Dask worker, first giving this worker process its share of the host's cores."""
+    global _dask_threads, _threads
+    from distributed import get_worker
+
+    worker = get_worker()
+    host = worker.address.split("://")[-1].rsplit(":", 1)[0]
+    threads = threads_by_host.get(host) or max(1, usable_cores() // worker.state.nthreads)
+    if _dask_threads != threads:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(threads)
+        threadpool_limits(threads)
+        _dask_threads = _threads = threads
+    return fn(task)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import linecache
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -31,8 +32,14 @@ from .registry import Entry, Registry
 ENTRY_POINT_GROUP = "funcbench.targets"
 
 
-def load_registry(plugins: Iterable[str] = ()) -> Registry:
-    """Build the registry of every target and model this run can select."""
+def load_registry(plugins: Iterable[str] = (), files: Mapping[str, tuple[str, str]] | None = None) -> Registry:
+    """Build the registry of every target and model this run can select.
+
+    `files` maps a plugin file as given to (its absolute path, its text),
+    as `plugin_sources` read them on another machine: such a plugin is run
+    from that text rather than from the disk (see `import_plugin`).
+    """
+    files = files or {}
     from . import models
 
     registry = Registry()
@@ -45,10 +52,11 @@ def load_registry(plugins: Iterable[str] = ()) -> Registry:
             registry.problems.append(f"{origin}: failed to import: {describe_exception(exc)}")
             continue
         _collect(registry, loaded, origin)
-    for spec in dict.fromkeys(_canonical(p) for p in plugins):  # each plugin once, in order
+    shipped = dict(files.values())  # absolute path: text
+    for spec in dict.fromkeys(_canonical(p, files.get(p)) for p in plugins):  # each plugin once, in order
         origin = f"plugin {spec}"
         try:
-            module = import_plugin(spec)
+            module = import_plugin(spec, shipped.get(spec))
         except FuncbenchError:
             raise
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin calling sys.exit() is a failed import too
@@ -58,16 +66,31 @@ def load_registry(plugins: Iterable[str] = ()) -> Registry:
     return registry
 
 
-def import_plugin(spec: str) -> ModuleType:
-    """Import a plugin given as a file path or a module name."""
+def plugin_sources(plugins: Iterable[str]) -> tuple[tuple[str, str, str], ...]:
+    """(as given, absolute path, text) of every plugin that is a file, to build the same registry elsewhere."""
+    found = []
+    for given in plugins:
+        path = Path(given)
+        if given.endswith(".py") and path.is_file():
+            found.append((given, str(path.resolve()), path.read_text()))
+    return tuple(found)
+
+
+def import_plugin(spec: str, text: str | None = None) -> ModuleType:
+    """Import a plugin given as a file path or a module name.
+
+    With `text`, a file's source read on another machine, the plugin runs
+    from that text under the path `spec`: its functions' source, and so
+    the ids of its cells, are those the other machine computed, whether or
+    not the file exists here.
+    """
+    if text is not None:
+        return _module_from_text(spec, text)
     path = Path(spec)
     if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise FuncbenchError(f"plugin file '{spec}' does not exist; give a path to a .py file or a module name")
-        # A name derived from the absolute path keeps two plugin files that
-        # share a basename apart in sys.modules.
-        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-        name = f"funcbench_plugin_{path.stem}_{digest}"
+        name = _module_name(path)
         module_spec = importlib.util.spec_from_file_location(name, path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
@@ -86,8 +109,33 @@ def import_plugin(spec: str) -> ModuleType:
         raise
 
 
-def _canonical(spec: str) -> str:
+def _module_from_text(path: str, text: str) -> ModuleType:
+    name = _module_name(Path(path))
+    # inspect.getsource, which cell ids use, reads a function's file through linecache;
+    # an entry without a modification time is never checked against the disk.
+    linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)
+    module = ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    try:
+        exec(compile(text, path, "exec"), module.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _module_name(path: Path) -> str:
+    # A name derived from the absolute path keeps two plugin files that
+    # share a basename apart in sys.modules.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    return f"funcbench_plugin_{path.stem}_{digest}"
+
+
+def _canonical(spec: str, shipped: tuple[str, str] | None = None) -> str:
     """A plugin file by its resolved path (so x.py and ./x.py are one plugin); a module by its name."""
+    if shipped is not None:
+        return shipped[0]
     path = Path(spec)
     return str(path.resolve()) if spec.endswith(".py") and path.is_file() else spec
 

@@ -4,6 +4,12 @@ Cells of one target share their samples, drawn once; cells of one model
 family on targets of the same shape train as one ensemble. Finished cells
 already in the run folder are skipped, so rerunning an interrupted command
 resumes it.
+
+The samples are drawn here and travel with each task; the cells do not
+(targets are code, often lambdas). A worker finds a task's cells by id in
+the plan it builds once from the run's `PlanSource`: the configuration and
+the text of every plugin file. Workers forked from this process find the
+plan already built.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from .checks import INTERPOLATION, TargetError
 from .data import Split, sample_splits
 from .errors import FuncbenchError, describe_exception
 from .evaluate import DIVERGED, CellResult, evaluate_cell
-from .executors import run_local, usable_cores
-from .plan import Cell, Plan, RunConfig
-from .registry import Target
+from .executors import Executor, LocalExecutor, TaskFailed
+from .plan import Cell, Plan, RunConfig, build_plan
+from .plugins import load_registry, plugin_sources
+from .registry import Target, stable_hash
 from .statistics import success_thresholds
 from .store import SCHEMA_VERSION, RunStore
 from .train import data_shape, group_key, train_cells
@@ -48,16 +55,19 @@ def execute(
     *,
     force: bool = False,
     batch_cells: bool = True,
-    jobs: int = 1,
+    executor: Executor | None = None,
     on_cell: Callable[[Cell, bool], None] = lambda cell, reused: None,
 ) -> RunOutcome:
     """Train every pending cell of `plan` into `store`; return the run's tables.
 
     With `batch_cells`, the cells of one model family on targets of the same
     input dimension and splits train as one ensemble (`train_cells`), which
-    gives the same numbers in fewer, larger steps. With `jobs` above 1 those
-    ensembles train in that many worker processes; the numbers are the same.
+    gives the same numbers in fewer, larger steps. The `executor` (this
+    process alone by default) runs those ensembles, wherever it runs them;
+    the numbers are the same. A task the executor gives up on is a problem,
+    and the rest of the run completes.
     """
+    executor = executor or LocalExecutor(1)
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
     trained = reused = 0
@@ -70,19 +80,24 @@ def execute(
         else:
             reused += 1
             on_cell(cell, True)
-    # Forked workers find the cells here, so tasks name cells instead of pickling targets' code.
-    _CELLS.clear()
-    _CELLS.update({cell.id: cell for cell in plan.cells})
+    source = PlanSource.of(config)
+    _PLANS[source.key] = {cell.id: cell for cell in plan.cells}  # forked workers find the plan built
     failed: set[str] = set()
     results: dict[str, CellResult] = {}
     work = layout(pending, config, batch_cells)
-    jobs = min(jobs, sum(len(ensembles) for _, ensembles in work)) or 1  # no idle workers, and more threads each
-    for outcome in run_local(train_group, _group_tasks(work, problems), jobs):
+    ensembles = sum(len(group) for _, group in work)
+    for outcome in executor.run(train_group, _group_tasks(work, problems, source), ensembles):
+        if isinstance(outcome, TaskFailed):
+            cells = [_PLANS[source.key][cell_id] for cell_id in outcome.task.cell_ids]
+            names = ", ".join(f"{c.target.label} x {c.model.label}" for c in cells)
+            problems.append(f"cells {names} failed ({outcome.error}) and are left out; "
+                            "run the same command again to retry them")
+            continue
         for cell_id, result in outcome.finished:
             store.write_cell(cell_id, result)
             results[cell_id] = result
             trained += 1
-            on_cell(_CELLS[cell_id], False)
+            on_cell(_PLANS[source.key][cell_id], False)
         for label, problem in outcome.failed:
             if label not in failed:  # every model of a target meets the same failing batch; say it once
                 failed.add(label)
@@ -97,8 +112,7 @@ def execute(
     meta = run_metadata(ran, config, started, finished, problems)
     per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])
     # How the work was cut: it changes the times in results.train_seconds, never a number.
-    meta["execution"] = {"jobs": jobs, "threads_per_job": max(1, usable_cores() // jobs),
-                         "cell_batching": batch_cells}
+    meta["execution"] = {**executor.describe(), "cell_batching": batch_cells}
     meta["counts"] = {
         "cells": len(finished_cells),
         "cells_trained": trained,
@@ -110,14 +124,45 @@ def execute(
     return RunOutcome(tables, trained, reused, time.perf_counter() - clock, problems)
 
 
-#: The cells of the plan being run, by id (see `execute`).
-_CELLS: dict[str, Cell] = {}
+@dataclass(frozen=True)
+class PlanSource:
+    """What a worker needs to build the run's plan itself: the configuration and each plugin file's text.
+
+    Plugin files travel as text, so a worker on another machine needs no
+    copy of them, and runs the driver's version of them; plugins given as
+    module names, and installed entry points, must be installed on the
+    workers too.
+    """
+
+    config: RunConfig
+    plugin_files: tuple[tuple[str, str, str], ...]  # (the --plugin as given, its absolute path, its text)
+
+    @classmethod
+    def of(cls, config: RunConfig) -> PlanSource:
+        return cls(config, plugin_sources(config.plugins))
+
+    @property
+    def key(self) -> str:
+        return stable_hash([asdict(self.config), self.plugin_files])
+
+
+#: Plans built in this process, as their cells by id, by `PlanSource.key`.
+_PLANS: dict[str, dict[str, Cell]] = {}
+
+
+def _cells_of(source: PlanSource) -> dict[str, Cell]:
+    if source.key not in _PLANS:
+        files = {given: (path, text) for given, path, text in source.plugin_files}
+        plan = build_plan(load_registry(source.config.plugins, files), source.config)
+        _PLANS[source.key] = {cell.id: cell for cell in plan.cells}
+    return _PLANS[source.key]
 
 
 @dataclass(frozen=True)
 class GroupTask:
     """Cells to train as one ensemble, with their targets' samples and success thresholds (by target label)."""
 
+    source: PlanSource
     cell_ids: tuple[str, ...]
     splits: dict[str, list[Split]]
     thresholds: dict[str, pd.DataFrame | None]
@@ -151,7 +196,14 @@ def train_group(task: GroupTask) -> GroupOutcome:
             finished.append((trained_cell.cell.id,
                              evaluate_cell(trained_cell, task.splits[label], task.thresholds[label])))
 
-    attempt([_CELLS[cell_id] for cell_id in task.cell_ids])
+    cells = _cells_of(task.source)
+    missing = [cell_id for cell_id in task.cell_ids if cell_id not in cells]
+    if missing:
+        raise FuncbenchError(
+            f"this worker's plan lacks cell {missing[0]}: its funcbench ({__version__}) or its installed "
+            "plugins differ from the driver's; install the same versions on every worker"
+        )
+    attempt([cells[cell_id] for cell_id in task.cell_ids])
     return GroupOutcome(finished, failed)
 
 
@@ -172,7 +224,8 @@ def layout(pending: dict[Target, list[Cell]], config: RunConfig, together: bool)
     return work
 
 
-def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], problems: list[str]) -> Iterator[GroupTask]:
+def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], problems: list[str],
+                 source: PlanSource) -> Iterator[GroupTask]:
     """Per batch of targets: draw their samples, then a task per ensemble (targets that fail to sample are skipped)."""
     for targets, ensembles in work:
         prepared = {}
@@ -192,7 +245,7 @@ def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], problems: li
         for cells in ensembles:
             labels = {cell.target.label for cell in cells if cell.target.label in prepared}
             if labels:
-                yield GroupTask(tuple(cell.id for cell in cells if cell.target.label in labels),
+                yield GroupTask(source, tuple(cell.id for cell in cells if cell.target.label in labels),
                                 {label: prepared[label][0] for label in labels},
                                 {label: prepared[label][1] for label in labels})
 
