@@ -85,6 +85,8 @@ def save(fig: Figure, folder: Path, stem: str) -> str:
     with matplotlib.rc_context(STYLE):
         # No creation date in the files: the same run gives the same bytes.
         fig.savefig(svg, format="svg", metadata={"Date": None})
+        # The layout is settled by the first drawing; the second keeps it instead of solving it again.
+        fig.set_layout_engine("none")
         fig.savefig(folder / f"{stem}.pdf", metadata={"CreationDate": None})
     (folder / f"{stem}.svg").write_text(svg.getvalue(), encoding="utf-8")
     markup = svg.getvalue()
