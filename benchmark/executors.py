@@ -158,6 +158,11 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         worker.terminate()
     for worker in workers:
         worker.join(timeout=5)
+    # A task half-written into the queue's pipe, which no worker reads any
+    # more, would block the queue's feeder thread, and the exit that joins it.
+    call_queue = getattr(pool, "_call_queue", None)
+    if call_queue is not None:
+        call_queue.cancel_join_thread()
 
 
 def _start_worker(threads: int, parent: int) -> None:
@@ -218,7 +223,7 @@ class DaskExecutor:
         if self.scheduler is None:
             # Processes, not threads: torch holds the GIL in much of a small model's step.
             self.cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
-                                        host="127.0.0.1", dashboard_address=None)
+                                        host="127.0.0.1", dashboard_address=":0")
             self.client = Client(self.cluster)
         else:
             try:

@@ -208,11 +208,18 @@ def train_group(task: GroupTask) -> GroupOutcome:
 
 
 def layout(pending: dict[Target, list[Cell]], config: RunConfig, together: bool) -> list[tuple[list[Target], list[list[Cell]]]]:
-    """The work, in plan order: batches of targets whose samples are drawn together, each with its ensembles.
+    """The work: batches of targets whose samples are drawn together, each with its ensembles.
 
     An ensemble is a list of cells that train together (`train_cells`): one
     model family on targets of one shape, at most MAX_MEMBERS seeds in all;
-    without `together`, every cell alone.
+    without `together`, every cell alone. The largest batches, and in each
+    the largest ensembles, come first (by members), so that parallel workers
+    end together rather than one finishing a big ensemble alone (longest
+    first, with members as the measure of length). On the default run the
+    gain is within the machine's noise (training 20.1 against 19.4 s,
+    medians of 3 on 2 cores); it matters for grids whose big ensembles come
+    last in plan order. The order changes no number, and the tables list
+    cells in plan order.
     """
     work = []
     for targets in _target_batches(list(pending), config, together):
@@ -220,8 +227,13 @@ def layout(pending: dict[Target, list[Cell]], config: RunConfig, together: bool)
         for target in targets:
             for cell in pending[target]:
                 groups.setdefault(group_key(cell) if together else (cell.id,), []).append(cell)
-        work.append((targets, [part for group in groups.values() for part in _chunks(group)]))
-    return work
+        ensembles = [part for group in groups.values() for part in _chunks(group)]
+        work.append((targets, sorted(ensembles, key=_members, reverse=True)))
+    return sorted(work, key=lambda batch: sum(map(_members, batch[1])), reverse=True)
+
+
+def _members(cells: list[Cell]) -> int:
+    return sum(len(cell.seeds) for cell in cells)
 
 
 def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], problems: list[str],

@@ -40,7 +40,7 @@ GRID = ["--targets", "addition,product,sine,shipped", "--models", "linear,mlp[wi
 def cluster():
     """A scheduler and two worker processes on 127.0.0.1, shared by this module's tests."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=logging.ERROR) as local:
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as local:
         yield local
 
 
@@ -82,7 +82,7 @@ def test_a_plugin_file_runs_on_a_worker_that_lacks_it(tmp_path, monkeypatch):
 
 def test_a_killed_dask_worker_does_not_lose_the_run(bench, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=logging.CRITICAL) as local, \
+                                  dashboard_address=":0", silence_logs=logging.CRITICAL) as local, \
             distributed.Client(local) as client:
         pids = client.run(os.getpid)
         outcome = {}

@@ -158,9 +158,9 @@ def test_the_written_out_mlp_backward_equals_autograd(activation, widths):
     To rounding: autograd hands some gradients on as transposed views, and a
     sum over another memory layout may round its last bit differently.
     """
-    from benchmark.models.torch_ensemble import ACTIVATIONS, StackedMLP, _product, seed_generators
+    from benchmark.models import torch_ensemble as te
 
-    mlp = StackedMLP(widths, activation, seed_generators(range(3)))
+    mlp = te.StackedMLP(widths, activation, te.seed_generators(range(3)))
     x = torch.randn(3, 50, widths[0], generator=torch.Generator().manual_seed(1), requires_grad=True)
     target = torch.randn(3, 50, widths[-1], generator=torch.Generator().manual_seed(2))
 
@@ -175,8 +175,8 @@ def test_the_written_out_mlp_backward_equals_autograd(activation, widths):
     def by_autograd(h):  # the same forward pass, differentiated by autograd
         *hidden, last = mlp.layers
         for layer in hidden:
-            h = ACTIVATIONS[activation](layer(h))
-        return _product(h, last.weight) + last.bias
+            h = te.ACTIVATIONS[activation](layer(h))
+        return te._product(h, last.weight) + last.bias
 
     written_out, reference = gradients(mlp), gradients(by_autograd)
     assert len(written_out) == 2 + 2 * (len(widths) - 1)
@@ -197,3 +197,29 @@ def test_evaluating_in_chunks_changes_no_number(monkeypatch):
         chunked = torch_ensemble.evaluate_in_chunks(mlp, x)
     assert chunked.shape == whole.shape
     assert torch.equal(chunked, whole)
+
+
+def test_foreach_adam_is_torchs_adam_to_the_last_bit():
+    """funcbench's Adam runs torch.optim.Adam(foreach=True)'s kernels; 300 steps must end in the same bits."""
+    from benchmark.models.torch_ensemble import ForeachAdam, StackedMLP, seed_generators
+
+    def train(make_optimizer):
+        mlp = StackedMLP([2, 16, 16, 1], "tanh", seed_generators(range(4)))
+        spare = nn.Parameter(torch.ones(4, 3))  # never in the loss until step 100: its steps wait, as torch's do
+        optimizer = make_optimizer([*mlp.parameters(), spare])
+        data = torch.Generator().manual_seed(0)
+        for step in range(300):
+            x = torch.rand(4, 32, 2, generator=data)
+            loss = (mlp(x) - x.prod(-1, keepdim=True)).square().mean(dim=(1, 2)).sum()
+            if step >= 100:
+                loss = loss + spare.square().sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return [p.detach() for p in (*mlp.parameters(), spare)]
+
+    ours = train(lambda params: ForeachAdam(params, lr=0.01))
+    torchs = train(lambda params: torch.optim.Adam(params, lr=0.01, foreach=True))
+    assert not torch.equal(ours[-1], torch.ones(4, 3))
+    for mine, theirs in zip(ours, torchs):
+        assert torch.equal(mine, theirs)

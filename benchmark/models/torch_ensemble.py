@@ -10,7 +10,6 @@ Adam is elementwise, so each member trains as it would alone.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 
@@ -167,7 +166,6 @@ class TorchEnsemble:
     """
 
     def __init__(self, module: nn.Module, inputs: tuple[str, ...], seeds: Sequence[int], device: str):
-        _warm_up_optimizer()
         self.module = module.to(device)
         self.inputs = inputs
         self.seeds = tuple(seeds)
@@ -212,17 +210,52 @@ class TorchEnsemble:
         return TorchEnsemble(module, inputs, self.seeds[index], str(self.device))
 
 
-@functools.cache
-def _warm_up_optimizer() -> None:
-    """Take one throw-away Adam step.
+class ForeachAdam:
+    """Adam with torch's foreach kernels: `torch.optim.Adam(params, lr, foreach=True)`, operation for operation.
 
-    A process's first optimizer step lazily imports torch's compiler stack
-    (about 2 s on a small CPU); doing it here, when a model is built, keeps
-    that one-off cost out of the first cell's training time.
+    The same kernels in the same order with the same scalars, so the numbers
+    are torch's to the last bit (a test checks). It exists because building
+    any `torch.optim` optimizer imports torch's compiler stack
+    (`torch._dynamo`), measured at 1.5 to 2 s, which every worker process
+    paid before its first step. Not fused=True: the fused CPU kernel rounds
+    an element differently in its vectorised body and its scalar tail, so a
+    member's trajectory would depend on how many members share the tensor
+    (and cell batching would change results).
     """
-    weight = nn.Parameter(torch.zeros(1))
-    weight.grad = torch.zeros(1)
-    torch.optim.Adam([weight], foreach=True).step()
+
+    def __init__(self, params: Sequence[nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params = list(params)
+        self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
+        self.exp_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = [0] * len(self.params)  # per parameter, as torch counts them (one without a gradient waits)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        params = [self.params[i] for i in live]
+        grads = [p.grad for p in params]
+        exp_avgs = [self.exp_avgs[i] for i in live]
+        exp_avg_sqs = [self.exp_avg_sqs[i] for i in live]
+        for i in live:
+            self.steps[i] += 1
+        torch._foreach_lerp_(exp_avgs, grads, 1 - self.beta1)
+        torch._foreach_mul_(exp_avg_sqs, self.beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - self.beta2)
+        # Bias corrections in Python floats, from float steps, as torch computes them.
+        step_size = [(self.lr / (1 - self.beta1 ** float(self.steps[i]))) * -1 for i in live]
+        correction2_sqrt = [(1 - self.beta2 ** float(self.steps[i])) ** 0.5 for i in live]
+        denominator = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denominator, correction2_sqrt)
+        torch._foreach_add_(denominator, self.eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denominator, step_size)
 
 
 def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -302,11 +335,8 @@ def fit_ensemble(
     """
     params = [p for p in module.parameters() if p.requires_grad]
     # The foreach kernels update every parameter in a few calls; the members
-    # stay independent since Adam is elementwise. Not fused=True: the fused
-    # CPU kernel rounds an element differently in its vectorised body and
-    # its scalar tail, so a member's trajectory would depend on how many
-    # members share the tensor (and cell batching would change results).
-    optimizer = torch.optim.Adam(params, lr=settings.learning_rate, foreach=True)
+    # stay independent since Adam is elementwise.
+    optimizer = ForeachAdam(params, lr=settings.learning_rate)
     penalty = getattr(module, "penalty", None)
     constrain = getattr(module, "constrain_", None)
     total = settings.total_steps(samples)
@@ -323,7 +353,7 @@ def fit_ensemble(
         regulariser = penalty(settings.ramp(step)) if penalty is not None else None
         if regulariser is not None:
             loss = loss + regulariser.sum()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if constrain is not None:
