@@ -1,6 +1,6 @@
 """Side-by-side speed measurements: funcbench against the loops it replaces, and against the machine.
 
-Run with ``make perf`` (about 15 minutes on 2 cores; ``--quick`` skips the
+Run with ``make perf`` (about 13 minutes on 2 cores; ``--quick`` skips the
 100-seed default run). Everything is measured in this one run, on the same
 machine and load, and reported as medians over repeats and as ratios:
 absolute seconds depend on the machine and its load, ratios much less.
