@@ -165,20 +165,32 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         call_queue.cancel_join_thread()
 
 
-def _start_worker(threads: int, parent: int) -> None:
+def _limit_threads(threads: int) -> None:
+    """Give this worker process `threads` threads: torch's, scikit-learn's joblib pool, every BLAS and OpenMP pool.
+
+    threadpoolctl caps the pools of the libraries loaded now (torch's, and
+    numpy's BLAS); the environment caps those loaded later, such as
+    scikit-learn's OpenMP and SciPy's BLAS, which read it when they load.
+    """
     global _threads
     _threads = threads
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    import torch  # already imported by the parent; this only sets the worker's share of the cores
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
+def _start_worker(threads: int, parent: int) -> None:
     # Ctrl-C is the parent's to handle: it stops the workers itself. SIGTERM
     # (from the parent, or from its death) ends a worker at once, whatever
     # handler the parent had installed when it forked.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with(parent)
-    import torch  # already imported by the parent; this only sets the worker's share of the cores
-    from threadpoolctl import threadpool_limits  # comes with scikit-learn
-
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)  # the BLAS and OpenMP pools numpy and scikit-learn use, too
+    _limit_threads(threads)
 
 
 def _die_with(parent: int) -> None:
@@ -198,13 +210,14 @@ DASK_RETRIES = 2
 
 
 class DaskExecutor:
-    """A Dask cluster: the one at `scheduler`, or a LocalCluster of `jobs` worker processes.
+    """A Dask cluster: the one at `scheduler`, or a LocalCluster of up to `jobs` worker processes.
 
     Each worker process runs one task at a time per Dask thread, and gives
     torch and the BLAS its host's cores divided by the Dask threads of all
     the workers on that host. Tasks are submitted as earlier ones finish
     (two per worker thread in flight), so a lazy stream of tasks holding
-    arrays is never all in memory.
+    arrays is never all in memory. A local cluster is started when the
+    work is known, with no more workers than there are tasks.
     """
 
     def __init__(self, scheduler: str | None, jobs: int, retries: int = DASK_RETRIES):
@@ -217,28 +230,52 @@ class DaskExecutor:
 
     def __enter__(self) -> DaskExecutor:
         try:
-            from distributed import Client, LocalCluster
+            import distributed  # noqa: F401 - only to say clearly when it is missing
         except ImportError:
             raise FuncbenchError("the dask executor needs the 'distributed' package: pip install distributed") from None
-        if self.scheduler is None:
-            # Processes, not threads: torch holds the GIL in much of a small model's step.
-            self.cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
-                                        host="127.0.0.1", dashboard_address=":0")
-            self.client = Client(self.cluster)
-        else:
-            try:
-                self.client = Client(self.scheduler, timeout="20s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise FuncbenchError(f"cannot reach the Dask scheduler at '{self.scheduler}': {exc}; "
-                                     "check the address and that the scheduler is running") from None
-        self.threads = self._threads_per_host()
+        if self.scheduler is not None:
+            self._connect(lambda: self._client(self.scheduler, timeout="20s"))
         return self
 
+    def _connect(self, make_client: Callable[[], Any]) -> None:
+        """Connect and learn the workers; on any failure, close what was opened."""
+        try:
+            self.client = make_client()
+            self.threads = self._threads_per_host()
+        except BaseException as exc:
+            self.__exit__()
+            if isinstance(exc, (OSError, TimeoutError, ValueError)):
+                where = f"the Dask scheduler at '{self.scheduler}'" if self.scheduler else "a local Dask cluster"
+                raise FuncbenchError(f"cannot reach {where}: {describe_exception(exc)}; "
+                                     "check the address, and that the scheduler has workers") from None
+            raise
+
+    @staticmethod
+    def _client(*args: Any, **kwargs: Any) -> Any:
+        from distributed import Client
+
+        return Client(*args, **kwargs)
+
+    def _start_local(self, workers: int) -> None:
+        from distributed import LocalCluster
+
+        def start() -> Any:
+            # Processes, not threads: torch holds the GIL in much of a small model's step.
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                        host="127.0.0.1", dashboard_address=":0")
+            return self._client(self.cluster)
+
+        self._connect(start)
+
     def __exit__(self, *exc_info) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            self.client = None
+            if self.cluster is not None:
+                self.cluster.close()
+                self.cluster = None
 
     def _threads_per_host(self) -> dict[str, int]:
         workers = self.client.scheduler_info()["workers"]
@@ -247,32 +284,38 @@ class DaskExecutor:
             workers = self.client.scheduler_info()["workers"]
         cores = self.client.run(usable_cores)
         slots: dict[str, int] = {}
-        for address, info in workers.items():
+        for info in workers.values():
             slots[info["host"]] = slots.get(info["host"], 0) + info["nthreads"]
         return {workers[a]["host"]: max(1, cores[a] // slots[workers[a]["host"]]) for a in workers if a in cores}
 
     def run(self, fn: Callable[[Task], Result], tasks: Iterable[Task], limit: int) -> Iterator[Result | TaskFailed]:
         from distributed import as_completed
 
+        if self.client is None:
+            self._start_local(max(1, min(self.jobs, limit)))
         slots = sum(info["nthreads"] for info in self.client.scheduler_info()["workers"].values()) or 1
         running = as_completed(with_results=False)
-        submitted: dict[str, Task] = {}
+        submitted: dict[str, tuple[Any, Task]] = {}
         try:
             for task in tasks:
                 future = self.client.submit(_on_dask_worker, fn, task, self.threads, retries=self.retries, pure=False)
-                submitted[future.key] = task
+                submitted[future.key] = (future, task)
                 running.add(future)
                 while running.count() >= 2 * slots:
                     yield self._collect(next(running), submitted)
             for future in running:
                 yield self._collect(future, submitted)
         except BaseException:
-            self.client.cancel(list(running.futures))
+            # As the local executor does: hand back what finished, then stop the rest.
+            finished = [future for future, _ in submitted.values() if future.status == "finished"]
+            self.client.cancel([future for future, _ in submitted.values() if future.status != "finished"])
+            for future in finished:
+                yield self._collect(future, submitted)
             raise
 
     @staticmethod
-    def _collect(future: Any, submitted: dict[str, Any]) -> Any:
-        task = submitted.pop(future.key)
+    def _collect(future: Any, submitted: dict[str, tuple[Any, Any]]) -> Any:
+        _, task = submitted.pop(future.key)
         try:
             if future.status == "finished":
                 return future.result()
@@ -285,7 +328,7 @@ class DaskExecutor:
             future.release()
 
     def describe(self) -> dict[str, Any]:
-        workers = self.client.scheduler_info()["workers"]
+        workers = self.client.scheduler_info()["workers"] if self.client is not None else {}
         return {"executor": "dask", "scheduler": self.scheduler or "local cluster", "workers": len(workers),
                 "threads_per_job": min(self.threads.values(), default=1)}
 
@@ -295,17 +338,14 @@ _dask_threads: int | None = None
 
 def _on_dask_worker(fn: Callable[[Task], Result], task: Task, threads_by_host: dict[str, int]) -> Result:
     """Run `fn(task)` on a Dask worker, first giving this worker process its share of the host's cores."""
-    global _dask_threads, _threads
+    global _dask_threads
     from distributed import get_worker
+    from distributed.comm import get_address_host
 
     worker = get_worker()
-    host = worker.address.split("://")[-1].rsplit(":", 1)[0]
-    threads = threads_by_host.get(host) or max(1, usable_cores() // worker.state.nthreads)
+    # A worker that joined after the run started is not in the map: it shares its host with none.
+    threads = threads_by_host.get(get_address_host(worker.address)) or max(1, usable_cores() // worker.state.nthreads)
     if _dask_threads != threads:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(threads)
-        threadpool_limits(threads)
-        _dask_threads = _threads = threads
+        _limit_threads(threads)
+        _dask_threads = threads
     return fn(task)

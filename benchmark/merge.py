@@ -2,8 +2,10 @@
 
 Cells are matched by their (target, model) pair. A pair found in several
 runs must be the same cell there (the same id, which hashes everything that
-decides its result); otherwise the runs disagree about it and the merge
-stops with a message saying how. The merged folder is a run folder like any
+decides its result), and every run must have used the same settings (seeds,
+epochs, learning rate, ...: all but the choice of targets and models, and
+the same funcbench version), so that the merged run.json describes every
+cell; otherwise the merge stops with a message saying how they differ. The merged folder is a run folder like any
 other: its cells, its tables, its run.json (which lists the runs it came
 from) and its report.
 """
@@ -85,16 +87,26 @@ def _check_agreement(runs: list[_Run]) -> dict[tuple[str, str], tuple[_Run, str]
                     f"runs '{other.folder}' and '{run.folder}' both hold {pair[0]} x {pair[1]} but not as the same "
                     f"cell: {_difference(other.meta, run.meta)}; merge runs made with the same settings"
                 )
+    # The merged run.json states one set of settings, so every run must have used them.
+    first = runs[0]
+    for run in runs[1:]:
+        difference = _difference(first.meta, run.meta, code=False)
+        if difference:
+            raise FuncbenchError(f"runs '{first.folder}' and '{run.folder}' were made with different settings "
+                                 f"({difference}); merge runs made with the same settings")
     return owner
 
 
-def _difference(a: dict, b: dict) -> str:
+def _difference(a: dict, b: dict, code: bool = True) -> str:
+    """The settings two runs differ in (the grid aside); with `code`, say so when they differ in none."""
     changed = [f"{key} {a['config'].get(key)!r} vs {b['config'].get(key)!r}"
                for key in sorted(set(a["config"]) | set(b["config"]))
                if key not in _GRID_KEYS and a["config"].get(key) != b["config"].get(key)]
     if a.get("funcbench_version") != b.get("funcbench_version"):
         changed.append(f"funcbench {a.get('funcbench_version')} vs {b.get('funcbench_version')}")
-    return ", ".join(changed) or "the same settings, so the target's or model's code differs between them"
+    if changed or not code:
+        return ", ".join(changed)
+    return "the same settings, so the target's or model's code differs between them"
 
 
 def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
@@ -102,9 +114,8 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
     targets = list({t["label"]: t for run in runs for t in run.meta["targets"]}.values())
     models = list({m["label"]: m for run in runs for m in run.meta["models"]}.values())
     per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])
-    seeds = {run.meta["config"]["seeds"] for run in runs}
     config = {**first["config"], "targets": ",".join(t["label"] for t in targets),
-              "models": ",".join(m["label"] for m in models), "seeds": max(seeds)}
+              "models": ",".join(m["label"] for m in models)}
     return {
         **first,
         "config": config,
@@ -120,7 +131,7 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
             "cells": int(tables["results"]["cell"].nunique()),
             "cells_trained": 0,
             "cells_reused": 0,
-            "seeds": max(seeds),
+            "seeds": config["seeds"],
             "diverged_seeds": int((per_seed["status"] == DIVERGED).sum()),
         },
         "merged_from": [

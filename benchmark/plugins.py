@@ -68,12 +68,13 @@ def load_registry(plugins: Iterable[str] = (), files: Mapping[str, tuple[str, st
 
 def plugin_sources(plugins: Iterable[str]) -> tuple[tuple[str, str, str], ...]:
     """(as given, absolute path, text) of every plugin that is a file, to build the same registry elsewhere."""
-    found = []
-    for given in plugins:
-        path = Path(given)
-        if given.endswith(".py") and path.is_file():
-            found.append((given, str(path.resolve()), path.read_text()))
-    return tuple(found)
+    return tuple((given, str(Path(given).resolve()), Path(given).read_text())
+                 for given in plugins if _is_file(given))
+
+
+def _is_file(spec: str) -> bool:
+    """Whether a --plugin names a file (else it is a module name)."""
+    return Path(spec).is_file()
 
 
 def import_plugin(spec: str, text: str | None = None) -> ModuleType:
@@ -87,8 +88,8 @@ def import_plugin(spec: str, text: str | None = None) -> ModuleType:
     if text is not None:
         return _module_from_text(spec, text)
     path = Path(spec)
-    if spec.endswith(".py") or path.is_file():
-        if not path.is_file():
+    if spec.endswith(".py") or _is_file(spec):
+        if not _is_file(spec):
             raise FuncbenchError(f"plugin file '{spec}' does not exist; give a path to a .py file or a module name")
         name = _module_name(path)
         module_spec = importlib.util.spec_from_file_location(name, path)
@@ -136,8 +137,7 @@ def _canonical(spec: str, shipped: tuple[str, str] | None = None) -> str:
     """A plugin file by its resolved path (so x.py and ./x.py are one plugin); a module by its name."""
     if shipped is not None:
         return shipped[0]
-    path = Path(spec)
-    return str(path.resolve()) if spec.endswith(".py") and path.is_file() else spec
+    return str(Path(spec).resolve()) if _is_file(spec) else spec
 
 
 def _collect(registry: Registry, loaded: object, origin: str, seen: set[int] | None = None) -> None:

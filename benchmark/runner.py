@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import platform
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -150,12 +151,16 @@ class PlanSource:
 _PLANS: dict[str, dict[str, Cell]] = {}
 
 
+_PLANS_LOCK = threading.Lock()  # a Dask worker with several threads builds each plan once
+
+
 def _cells_of(source: PlanSource) -> dict[str, Cell]:
-    if source.key not in _PLANS:
-        files = {given: (path, text) for given, path, text in source.plugin_files}
-        plan = build_plan(load_registry(source.config.plugins, files), source.config)
-        _PLANS[source.key] = {cell.id: cell for cell in plan.cells}
-    return _PLANS[source.key]
+    with _PLANS_LOCK:
+        if source.key not in _PLANS:
+            files = {given: (path, text) for given, path, text in source.plugin_files}
+            plan = build_plan(load_registry(source.config.plugins, files), source.config)
+            _PLANS[source.key] = {cell.id: cell for cell in plan.cells}
+        return _PLANS[source.key]
 
 
 @dataclass(frozen=True)

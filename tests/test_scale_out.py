@@ -54,13 +54,19 @@ def test_a_dask_cluster_gives_the_local_executors_numbers(bench, tmp_path, clust
     local = bench("run", *GRID, "--plugin", str(plugin), "--jobs", "1", "--out", str(tmp_path / "local"))
     dask = bench("run", *GRID, "--plugin", str(plugin), "--scheduler", cluster.scheduler_address,
                  "--out", str(tmp_path / "dask"))
-    assert local.exit_code == 0 and dask.exit_code == 0, (local.stderr, dask.stderr)
+    started = bench("run", *GRID, "--plugin", str(plugin), "--executor", "dask", "--jobs", "2",
+                    "--out", str(tmp_path / "started"))  # a LocalCluster of its own
+    assert local.exit_code == 0 and dask.exit_code == 0 and started.exit_code == 0, (dask.stderr, started.stderr)
     assert dask.meta()["execution"]["executor"] == "dask"
     assert dask.meta()["execution"]["workers"] == 2
+    assert started.meta()["execution"] == {"executor": "dask", "scheduler": "local cluster", "workers": 2,
+                                           "threads_per_job": 1, "cell_batching": True}
     assert local.meta()["execution"]["executor"] == "local"
     assert set(dask.table("results")["target"]) == {"addition", "product", "sine", "shipped"}
     for table in TABLES:
-        pd.testing.assert_frame_equal(comparable(dask, table), comparable(local, table), check_exact=True, obj=table)
+        for other in (dask, started):
+            pd.testing.assert_frame_equal(comparable(other, table), comparable(local, table), check_exact=True,
+                                          obj=table)
 
 
 def test_a_plugin_file_runs_on_a_worker_that_lacks_it(tmp_path, monkeypatch):
@@ -71,10 +77,11 @@ def test_a_plugin_file_runs_on_a_worker_that_lacks_it(tmp_path, monkeypatch):
 
     plugin = tmp_path / "shipped_plugin.py"
     plugin.write_text(PLUGIN)
-    config = RunConfig(targets="shipped,addition", models="linear", plugins=(str(plugin),))
+    monkeypatch.chdir(tmp_path)
+    config = RunConfig(targets="shipped,addition", models="linear", plugins=("shipped_plugin.py",))  # relative
     driver_ids = [cell.id for cell in build_plan(load_registry(config.plugins), config).cells]
     source = runner.PlanSource.of(config)
-    plugin.unlink()  # the worker's disk has no such file
+    plugin.unlink()  # the worker's disk has no such file, and it runs elsewhere
     monkeypatch.chdir(tmp_path.parent)
     monkeypatch.setattr(runner, "_PLANS", {})
     assert list(runner._cells_of(source)) == driver_ids
@@ -240,6 +247,12 @@ def test_merge_refuses_runs_that_disagree_and_writes_nothing(bench, tmp_path):
     assert a.exit_code == 0 and c.exit_code == 0
     refused = bench("merge", str(a.run_dir), str(c.run_dir), "--out", str(tmp_path / "merged"))
     assert_one_line_error(refused, "product x linear", "epochs 5 vs 6")
+    assert not (tmp_path / "merged").exists()
+    # No cell in common, but other settings: the merged run.json could not describe both.
+    d = bench("run", "--targets", "sine", *[("6" if v == "5" else v) for v in MERGE_GRID], "--out", str(tmp_path / "d"))
+    assert d.exit_code == 0
+    assert_one_line_error(bench("merge", str(a.run_dir), str(d.run_dir), "--out", str(tmp_path / "merged")),
+                          "different settings", "epochs 5 vs 6")
     assert not (tmp_path / "merged").exists()
     assert_one_line_error(bench("merge", str(a.run_dir), str(c.run_dir), "--out", str(a.run_dir)), "one of the runs")
     assert_one_line_error(bench("merge", str(a.run_dir), str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")),
