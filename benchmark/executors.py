@@ -292,7 +292,10 @@ class DaskExecutor:
         from distributed import as_completed
 
         if self.client is None:
-            self._start_local(max(1, min(self.jobs, limit)))
+            if limit == 0:  # every cell was finished before: no cluster to start
+                yield from ()
+                return
+            self._start_local(min(self.jobs, limit))
         slots = sum(info["nthreads"] for info in self.client.scheduler_info()["workers"].values()) or 1
         running = as_completed(with_results=False)
         submitted: dict[str, tuple[Any, Task]] = {}

@@ -62,6 +62,9 @@ def test_a_dask_cluster_gives_the_local_executors_numbers(bench, tmp_path, clust
     assert started.meta()["execution"] == {"executor": "dask", "scheduler": "local cluster", "workers": 2,
                                            "threads_per_job": 1, "cell_batching": True}
     assert local.meta()["execution"]["executor"] == "local"
+    again = bench("run", *GRID, "--plugin", str(plugin), "--executor", "dask", "--out", str(tmp_path / "started"))
+    assert again.exit_code == 0 and "(0 trained, 12 reused)" in again.stdout  # resumed: no cluster needed
+    assert again.meta()["execution"]["workers"] == 0
     assert set(dask.table("results")["target"]) == {"addition", "product", "sine", "shipped"}
     for table in TABLES:
         for other in (dask, started):
