@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import FuncbenchError
-from .evaluate import DIVERGED, CellResult
+from .evaluate import CellResult
+from .runner import run_counts
 from .store import TABLES, RunStore, read_run
 
 #: Run settings that are not part of a cell (they decide which cells a run has, not what they hold).
@@ -113,7 +114,6 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
     first = runs[0].meta
     targets = list({t["label"]: t for run in runs for t in run.meta["targets"]}.values())
     models = list({m["label"]: m for run in runs for m in run.meta["models"]}.values())
-    per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])
     config = {**first["config"], "targets": ",".join(t["label"] for t in targets),
               "models": ",".join(m["label"] for m in models)}
     return {
@@ -127,13 +127,7 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
         "models": models,
         "problems": [p for run in runs for p in run.meta.get("problems", [])],
         "execution": {"executor": "merge", "runs": len(runs)},
-        "counts": {
-            "cells": int(tables["results"]["cell"].nunique()),
-            "cells_trained": 0,
-            "cells_reused": 0,
-            "seeds": config["seeds"],
-            "diverged_seeds": int((per_seed["status"] == DIVERGED).sum()),
-        },
+        "counts": run_counts(tables["results"], int(tables["results"]["cell"].nunique()), 0, 0, config["seeds"]),
         "merged_from": [
             {"folder": str(run.folder.resolve()), "config": run.meta["config"], "started": run.meta["started"],
              "finished": run.meta["finished"], "funcbench_version": run.meta.get("funcbench_version"),

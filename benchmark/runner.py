@@ -111,18 +111,18 @@ def execute(
     ran = replace(plan, targets=[t for t in plan.targets if any(c.target is t for c in finished_cells)])
     finished = dt.datetime.now(dt.timezone.utc)
     meta = run_metadata(ran, config, started, finished, problems)
-    per_seed = tables["results"].drop_duplicates(["target", "model", "seed"])
     # How the work was cut: it changes the times in results.train_seconds, never a number.
     meta["execution"] = {**executor.describe(), "cell_batching": batch_cells}
-    meta["counts"] = {
-        "cells": len(finished_cells),
-        "cells_trained": trained,
-        "cells_reused": reused,
-        "seeds": config.seeds,
-        "diverged_seeds": int((per_seed["status"] == DIVERGED).sum()),
-    }
+    meta["counts"] = run_counts(tables["results"], len(finished_cells), trained, reused, config.seeds)
     store.write_json("run.json", meta)
     return RunOutcome(tables, trained, reused, time.perf_counter() - clock, problems)
+
+
+def run_counts(results: pd.DataFrame, cells: int, trained: int, reused: int, seeds: int) -> dict[str, int]:
+    """run.json's `counts`: cells in all, trained now and found finished, seeds per cell, diverged seeds."""
+    per_seed = results.drop_duplicates(["target", "model", "seed"])
+    return {"cells": cells, "cells_trained": trained, "cells_reused": reused, "seeds": seeds,
+            "diverged_seeds": int((per_seed["status"] == DIVERGED).sum())}
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ def _chunks(cells: list[Cell]) -> Iterator[list[Cell]]:
     """Consecutive runs of cells with at most MAX_MEMBERS seeds in all (a cell is never split)."""
     chunk: list[Cell] = []
     for cell in cells:
-        if chunk and sum(len(c.seeds) for c in chunk) + len(cell.seeds) > MAX_MEMBERS:
+        if chunk and _members(chunk) + len(cell.seeds) > MAX_MEMBERS:
             yield chunk
             chunk = []
         chunk.append(cell)
