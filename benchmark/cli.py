@@ -1,29 +1,33 @@
-"""The ``bench`` command: run a benchmark, list what can be run, rebuild a report, merge runs."""
+"""The ``bench`` command: run a benchmark, list what can be run, rebuild a report, compare and merge runs.
+
+Only click and the configuration are imported up front; torch, pandas and
+the plotting stack load inside the commands that use them, so that
+``bench --help``, ``--version`` and shell completion answer at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import re
+import shutil
 import signal
 import sys
+import textwrap
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
-import pandas as pd
-from tqdm import tqdm
 
 from . import __version__
+from .config import RunConfig, option_defaults, read_config, recorded_options
 from .errors import FuncbenchError, describe_exception
-from .plan import RunConfig, build_plan, resolve_config
-from .plugins import load_registry
-from .registry import Entry
-from .report import target_summary, write_report
-from .report.tables import format_point, format_solution
-from .store import RunStore, read_run
 
 DEFAULTS = RunConfig()
 RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+log = logging.getLogger("benchmark")
 
 
 class BenchGroup(click.Group):
@@ -59,12 +63,47 @@ def cli() -> None:
     """funcbench: train model families on target functions, measure how far they extrapolate."""
 
 
+class _EchoHandler(logging.Handler):
+    """Log records as 'level: message' lines on the stderr of the moment (click's, under a test runner)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+def verbosity(command):
+    """-q/--quiet and -v/--verbose for a command, through the logging module (logger 'benchmark')."""
+
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and the report's path; no progress bar or summary.")
+    @click.option("-v", "--verbose", is_flag=True, help="Also say what is done, step by step (debug messages).")
+    @functools.wraps(command)
+    def wrapper(*args, quiet: bool, verbose: bool, **kwargs):
+        if quiet and verbose:
+            raise FuncbenchError("--quiet and --verbose contradict each other; give one")
+        log.handlers[:] = [_EchoHandler()]
+        log.propagate = False
+        log.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
 def _default(name: str) -> str:
     value = getattr(DEFAULTS, name)
     return "each family's own" if value is None else str(value)
 
 
+def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """--config: the file's settings become the defaults of every other option, so the command line wins."""
+    if value is not None:
+        settings, source = read_config(value)
+        ctx.default_map = {**(ctx.default_map or {}), **option_defaults(ctx.command, settings, source)}
+    return value
+
+
 @cli.command()
+@click.option("--config", type=click.Path(path_type=Path), is_eager=True, callback=_load_config, expose_value=False,
+              help="A TOML file of options (keys as the options' names), or a run folder or its run.json to repeat "
+                   "that run; options given here override it.")
 @click.option("--suite", default=None, help="A published protocol or other named study (see 'bench list suites'); options given here override its settings.")
 @click.option("--targets", default=None, show_default=_default("targets"), help="'all' or a comma list, e.g. 'addition,weighted_sum[n=10]'.")
 @click.option("--models", default=None, show_default=_default("models"), help="'default', 'all' or a comma list, e.g. 'linear,mlp[width=128]'.")
@@ -95,14 +134,19 @@ def _default(name: str) -> str:
                    "(a local one started for the run, unless --scheduler names one).")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="A running Dask scheduler to train the cells on (implies --executor dask).")
+@verbosity
 def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: int, executor: str | None,
         scheduler: str | None, plugins: tuple[str, ...], suite: str | None, **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
+    from .plan import build_plan, resolve_config
+    from .plugins import load_registry
+    from .store import RunStore, read_run
+
     if scheduler is not None and executor == "local":
         raise FuncbenchError("--scheduler runs cells on a Dask cluster; drop --executor local or --scheduler")
     given = {name: value for name, value in options.items() if value is not None}
     registry = load_registry(plugins)
-    config = resolve_config(registry, suite, {**given, "plugins": plugins})
+    config = resolve_config(registry, suite, {**given, "plugins": tuple(plugins)})
     _check_device(config.device)
     try:
         plan = build_plan(registry, config)
@@ -111,23 +155,31 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
         raise
     store = RunStore.open(out / _run_folder(run_id, config))
     _warn(plan.problems)
+    # Every option as a config file would give it: `bench run --config RUN_DIR` repeats the run.
+    recorded = recorded_options({**{k: v for k, v in asdict(config).items() if v is not None}, "out": out, "run_id": run_id,
+                                 "cell_batching": cell_batching, "jobs": jobs, "executor": executor, "scheduler": scheduler})
+
+    from tqdm import tqdm
 
     from .executors import DaskExecutor, LocalExecutor, usable_cores
     from .runner import execute
 
-    bar = tqdm(total=len(plan.cells), unit="cell", desc="training", disable=None, file=sys.stderr)
+    quiet = not log.isEnabledFor(logging.INFO)
+    bar = tqdm(total=len(plan.cells), unit="cell", desc=f"training ({config.seeds} seeds per cell)",
+               disable=True if quiet else None, file=sys.stderr)
 
     def advance(cell, reused):
         bar.set_postfix_str(f"{cell.target.label} x {cell.model.label}{' (done before)' if reused else ''}")
         bar.update()
 
     # On a GPU, one process drives it by default; more would each hold their own context on it.
-    jobs = jobs or (usable_cores() if config.device == "cpu" else 1)
-    workers = DaskExecutor(scheduler, jobs) if scheduler or executor == "dask" else LocalExecutor(jobs)
+    processes = jobs or (usable_cores() if config.device == "cpu" else 1)
+    workers = DaskExecutor(scheduler, processes) if scheduler or executor == "dask" else LocalExecutor(processes)
+    log.debug(f"{len(plan.cells)} cells ({len(plan.targets)} targets x {len(plan.models)} models) into {store.root}")
     try:
         with _terminate_as_interrupt(), workers:
             outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, executor=workers,
-                              on_cell=advance)
+                              on_cell=advance, options=recorded)
     except KeyboardInterrupt as stop:
         bar.close()
         click.echo(f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume", err=True)
@@ -135,16 +187,18 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
     bar.close()
 
     _warn(outcome.problems)
+    from .report import target_summary, write_report
+
     meta, tables = read_run(store.root)
     report_start = time.perf_counter()
     index = write_report(store.root, meta, tables)
     report_seconds = time.perf_counter() - report_start
-    summary = target_summary(tables["results"])
-    click.echo(_format_summary(summary))
-    click.echo(
-        f"\n{len(plan.cells)} cells x {config.seeds} seeds in {outcome.seconds:.1f} s "
-        f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s"
-    )
+    if not quiet:
+        click.echo(_format_summary(target_summary(tables["results"])))
+        click.echo(
+            f"\n{len(plan.cells)} cells x {config.seeds} seeds in {outcome.seconds:.1f} s "
+            f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s"
+        )
     click.echo(f"report: {index}")
     problems = len(plan.problems) + len(outcome.problems)
     if problems:
@@ -154,13 +208,23 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
 
 @cli.command(name="list")
 @click.argument("what", type=click.Choice(["targets", "models", "suites"]))
+@click.argument("names", nargs=-1)
+@click.option("--details", "-d", is_flag=True, help="Every entry in full: parameters, domains, regions, probes, origin.")
 @click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets (repeatable).")
-def list_entries(what: str, plugins: tuple[str, ...]) -> None:
-    """Show every registered target, model family or suite, plugins included."""
+@verbosity
+def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tuple[str, ...]) -> None:
+    """Show the registered targets, model families or suites (plugins included) as a table; NAMES in full."""
+    from .plugins import load_registry
+
+    kind = what[:-1]
     registry = load_registry(plugins)
-    entries = registry.table(what[:-1])  # type: ignore[arg-type]
-    for entry in entries.values():
-        click.echo(_describe_entry(entry))
+    entries = [registry.entry(kind, name) for name in names] if names else list(registry.table(kind).values())  # type: ignore[arg-type]
+    if names or details:
+        click.echo("\n".join(_describe_entry(entry) for entry in entries))
+    else:
+        click.echo(_entry_table(entries))
+        footnote = "* not part of '--targets all': select it by name or through a suite. " if kind == "target" else ""
+        click.echo(f"\n{footnote}'bench list {what} NAME' shows one in full, '--details' all of them.")
     _warn(registry.problems)
     if registry.problems:
         sys.exit(1)
@@ -168,8 +232,12 @@ def list_entries(what: str, plugins: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@verbosity
 def report(run_dir: Path) -> None:
     """Rebuild RUN_DIR/index.html from the stored results, without retraining."""
+    from .report import write_report
+    from .store import read_run
+
     meta, tables = read_run(run_dir)
     click.echo(f"report: {write_report(run_dir, meta, tables)}")
 
@@ -177,6 +245,7 @@ def report(run_dir: Path) -> None:
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The merged run folder (new or empty).")
+@verbosity
 def merge(run_dirs: tuple[Path, ...], out: Path) -> None:
     """Combine finished runs made apart (on other machines, or a grid split by hand) into one run folder and report.
 
@@ -184,11 +253,56 @@ def merge(run_dirs: tuple[Path, ...], out: Path) -> None:
     (the same settings, code and funcbench version); otherwise nothing is written.
     """
     from .merge import merge_runs
+    from .report import write_report
 
     folder, meta, tables = merge_runs(list(run_dirs), out)
     index = write_report(folder, meta, tables)
-    click.echo(f"merged {len(run_dirs)} runs into {meta['counts']['cells']} cells")
+    log.info(f"merged {len(run_dirs)} runs into {meta['counts']['cells']} cells")
     click.echo(f"report: {index}")
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--metric", type=click.Choice(["nmse", "mse", "max_abs_error"]), default="nmse", show_default=True,
+              help="The error compared (median over each pair's non-diverged seeds).")
+@click.option("--fail-above", type=click.FloatRange(min=1, min_open=True), default=None, metavar="RATIO",
+              help="Flag rows whose error grew by more than RATIO (B/A) and exit with code 1 if there is one "
+                   "[default: flag at 2, exit 0].")
+@click.option("--floor", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True,
+              help="Errors at or below this count as equal to it: differences in rounding noise are no change.")
+@click.option("--changes-only", is_flag=True, help="Print only the rows flagged worse or better.")
+@click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the comparison as a self-contained HTML page.")
+@verbosity
+def compare(run_a: Path, run_b: Path, metric: str, fail_above: float | None, floor: float, changes_only: bool,
+            html: Path | None) -> None:
+    """Compare run B against run A: per (target, model, split), the change of median error and its ratio B/A.
+
+    For CI: 'bench compare BASELINE NEW --fail-above 1.5' exits 1 when any
+    error grew by more than half.
+    """
+    from .compare import BETTER, WORSE, compare_runs
+    from .store import read_run
+
+    (meta_a, tables_a), (meta_b, tables_b) = read_run(run_a), read_run(run_b)
+    comparison = compare_runs(meta_a, tables_a["results"], meta_b, tables_b["results"], metric,
+                              fail_above or 2.0, floor)
+    for setting in comparison.settings:
+        log.warning(f"the runs differ in {setting}")
+    shown = comparison.rows[comparison.rows["flag"].isin([WORSE, BETTER])] if changes_only else comparison.rows
+    if not log.isEnabledFor(logging.INFO):
+        shown = shown[shown["flag"] == WORSE]
+    if len(shown):
+        click.echo(_format_comparison(shown))
+    click.echo(comparison.summary())
+    if html is not None:
+        from .report import write_comparison
+
+        click.echo(f"comparison: {write_comparison(html, comparison, (run_a, meta_a), (run_b, meta_b))}")
+    if fail_above is not None and comparison.count(WORSE):
+        click.echo(f"error: {comparison.count(WORSE)} error(s) grew by more than {fail_above:g}x", err=True)
+        sys.exit(1)
 
 
 @contextlib.contextmanager
@@ -211,7 +325,7 @@ def _terminate_as_interrupt():
 
 def _warn(problems: list[str]) -> None:
     for problem in problems:
-        click.echo(f"warning: {problem}", err=True)
+        log.warning(problem)
 
 
 def _run_folder(run_id: str | None, config: RunConfig) -> str:
@@ -224,7 +338,9 @@ def _run_folder(run_id: str | None, config: RunConfig) -> str:
     return run_id
 
 
-def _describe_entry(entry: Entry) -> str:
+def _describe_entry(entry) -> str:
+    from .report.tables import format_point, format_solution
+
     params = ", ".join(f"{p.name}={p.default}" for p in entry.parameters)
     lines = [f"{entry.name}{f'[{params}]' if params else ''}: {entry.description}"]
     lines += [f"    {p.name}: one of {', '.join(map(str, p.choices))}" for p in entry.parameters if p.choices]
@@ -251,19 +367,56 @@ def _describe_entry(entry: Entry) -> str:
     return "\n".join(lines)
 
 
-def _format_summary(summary: pd.DataFrame) -> str:
-    shown = summary.copy()
-    for column in shown.columns:
-        if shown[column].dtype.kind == "f":
-            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
-    return shown.to_string(index=False)
+def _entry_table(entries) -> str:
+    """NAME, PARAMETERS and DESCRIPTION columns, the description wrapped to the terminal's width."""
+    rows = [(entry.name + ("*" if entry.kind == "target" and not entry.in_all else ""),
+             ", ".join(f"{p.name}={p.default}" for p in entry.parameters) or "-", entry.description)
+            for entry in entries]
+    header = ("NAME", "PARAMETERS", "DESCRIPTION")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
+    indent = widths[0] + widths[1] + 4
+    room = max(30, shutil.get_terminal_size((100, 24)).columns - indent)
+    lines = []
+    for name, params, description in [header, *rows]:
+        wrapped = textwrap.wrap(description, room) or [""]
+        lines.append(f"{name:<{widths[0]}}  {params:<{widths[1]}}  {wrapped[0]}")
+        lines += [" " * indent + more for more in wrapped[1:]]
+    return "\n".join(lines)
+
+
+def _format_summary(summary) -> str:
+    return _text_table(summary)
+
+
+def _format_comparison(rows) -> str:
+    shown = rows.drop(columns=["seeds A", "seeds B"]).copy()
+    shown["ratio"] = [f"{v:.3g}x" if v == v else "-" for v in shown["ratio"]]
+    return _text_table(shown, right=("ratio",))
+
+
+def _text_table(table, right: tuple[str, ...] = ()) -> str:
+    """A DataFrame as aligned text: names left, numbers right with three significant digits
+    (errors span twenty orders of magnitude), '-' where a value is missing."""
+
+    def text(value) -> str:
+        if isinstance(value, float):
+            return "-" if value != value else f"{value:.3g}"
+        return str(value)
+
+    columns = [[str(name), *(text(v) for v in table[name])] for name in table.columns]
+    aligned = [table[name].dtype.kind in "iuf" or name in right for name in table.columns]
+    widths = [max(map(len, column)) for column in columns]
+    return "\n".join(
+        "  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, aligned)).rstrip()
+        for row in zip(*columns)
+    )
 
 
 def _check_device(device: str) -> None:
-    import torch
-
     if device == "cpu":
         return
+    import torch
+
     if not device.startswith("cuda"):
         raise FuncbenchError(f"unknown device '{device}'; use cpu, cuda or cuda:N")
     if not torch.cuda.is_available():

@@ -12,58 +12,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
-import numpy as np
-
 from . import __version__
 from .checks import check_target
+from .config import RunConfig
 from .errors import FuncbenchError, describe_exception
 from .models import DEFAULT_MODELS, ModelSpec, TrainSettings
 from .registry import Kind, Registry, Target, code_fingerprint, stable_hash
 from .selection import parse_selection
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything `bench run` is asked to do; recorded in run.json."""
-
-    targets: str = "all"
-    models: str = "default"
-    suite: str | None = None  # the suite these settings came from, if any
-    seeds: int = 5
-    epochs: int = 100
-    steps: int = 0  # > 0: train by steps on fresh batches, keeping the best validation checkpoint
-    eval_every: int = 0  # steps between evaluations; 0: about 20 per training
-    reg_start: int | None = None  # the units' sparsity regulariser ramp; None: 40% of the steps
-    reg_end: int | None = None  # None: 70% of the steps
-    learning_rate: float | None = None  # None: each family's own default
-    batch_size: int = 200
-    samples: int = 1000
-    eval_samples: int = 1000
-    device: str = "cpu"
-    plugins: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        # Upper bounds are far beyond any sensible run; they turn a typo into
-        # a message instead of an allocation that takes the machine down.
-        bounds = {"seeds": (1, 10_000), "epochs": (1, 10_000_000), "steps": (0, 1_000_000_000),
-                  "eval_every": (0, 1_000_000_000), "batch_size": (1, 10_000_000),
-                  "samples": (1, 10_000_000), "eval_samples": (2, 10_000_000)}
-        for name, (low, high) in bounds.items():
-            value = getattr(self, name)
-            if not low <= value <= high:
-                flag = name.replace("_", "-")
-                raise FuncbenchError(f"--{flag} must be between {low} and {high:,}, got {value}")
-        if self.reg_start is not None and self.reg_end is not None and not 0 <= self.reg_start <= self.reg_end:
-            raise FuncbenchError(f"need 0 <= --reg-start <= --reg-end, got {self.reg_start} and {self.reg_end}")
-        for flag, value in (("--reg-start", self.reg_start), ("--reg-end", self.reg_end)):
-            if value is not None and value < 0:
-                raise FuncbenchError(f"{flag} must be at least 0, got {value}")
-        if self.learning_rate is not None and not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
-            raise FuncbenchError(f"--lr must be a positive number, got {self.learning_rate}")
-
-    def digest(self) -> str:
-        """A short hash naming the run, so the same command finds its own folder."""
-        return stable_hash(asdict(self))[:10]
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,19 +20,21 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
+from typing import Any
 
 import pandas as pd
 
 from . import __version__
 from .checks import INTERPOLATION, TargetError
+from .config import RunConfig
 from .data import Split, sample_splits
 from .errors import FuncbenchError, describe_exception
 from .evaluate import DIVERGED, CellResult, evaluate_cell
 from .executors import Executor, LocalExecutor, TaskFailed
-from .plan import Cell, Plan, RunConfig, build_plan
+from .plan import Cell, Plan, build_plan
 from .plugins import load_registry, plugin_sources
 from .registry import Target, stable_hash
 from .statistics import success_thresholds
@@ -58,6 +60,7 @@ def execute(
     batch_cells: bool = True,
     executor: Executor | None = None,
     on_cell: Callable[[Cell, bool], None] = lambda cell, reused: None,
+    options: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Train every pending cell of `plan` into `store`; return the run's tables.
 
@@ -66,14 +69,16 @@ def execute(
     gives the same numbers in fewer, larger steps. The `executor` (this
     process alone by default) runs those ensembles, wherever it runs them;
     the numbers are the same. A task the executor gives up on is a problem,
-    and the rest of the run completes.
+    and the rest of the run completes. `options`, the command's options as a
+    config file would give them, are recorded in run.json to repeat the run.
     """
     executor = executor or LocalExecutor(1)
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
     trained = reused = 0
     problems: list[str] = []
-    store.write_json("run.json", run_metadata(plan, config, started, None, problems))
+    recorded = {"options": dict(options)} if options is not None else {}
+    store.write_json("run.json", {**run_metadata(plan, config, started, None, problems), **recorded})
     pending: dict[Target, list[Cell]] = {}
     for cell in plan.cells:
         if force or not store.has_cell(cell.id):
@@ -110,7 +115,7 @@ def execute(
     # A target skipped while its data was drawn is in the problems, not the report.
     ran = replace(plan, targets=[t for t in plan.targets if any(c.target is t for c in finished_cells)])
     finished = dt.datetime.now(dt.timezone.utc)
-    meta = run_metadata(ran, config, started, finished, problems)
+    meta = {**run_metadata(ran, config, started, finished, problems), **recorded}
     # How the work was cut: it changes the times in results.train_seconds, never a number.
     meta["execution"] = {**executor.describe(), "cell_batching": batch_cells}
     meta["counts"] = run_counts(tables["results"], len(finished_cells), trained, reused, config.seeds)

@@ -10,7 +10,7 @@ from conftest import assert_one_line_error
 
 
 def test_help_on_every_command(bench):
-    for command in ([], ["run"], ["list"], ["report"]):
+    for command in ([], ["run"], ["list"], ["report"], ["merge"], ["compare"]):
         result = bench(*command, "--help")
         assert result.exit_code == 0
         assert "Usage:" in result.stdout
@@ -26,15 +26,29 @@ def test_run_prints_a_summary_and_the_report_path(bench):
     assert (result.run_dir / "index.html").is_file()
 
 
-def test_list_models_shows_families_and_presets(bench):
+def test_list_models_is_a_table_of_families_and_presets(bench):
     result = bench("list", "models")
     assert result.exit_code == 0
-    for name in ("linear:", "mlp[width=64, depth=2, act=relu]:", "mlp_tanh[width=64, depth=2, act=tanh]:", "mlp_wide"):
-        assert name in result.stdout
+    rows = {line.split()[0]: line.split("  ") for line in result.stdout.splitlines() if line and not line.startswith(" ")}
+    assert rows["NAME"][0] == "NAME" and "PARAMETERS" in result.stdout.splitlines()[0]
+    assert "width=64, depth=2, act=relu" in [cell.strip() for cell in rows["mlp"]]
+    assert "width=64, depth=2, act=tanh" in [cell.strip() for cell in rows["mlp_tanh"]]
+    assert {"linear", "mlp_wide", "knn"} <= set(rows)
+
+
+def test_list_names_in_full(bench):
+    result = bench("list", "models", "mlp_tanh", "linear")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("mlp_tanh[width=64, depth=2, act=tanh]: ")
+    assert "\nlinear: " in result.stdout and "from funcbench" in result.stdout
+    assert_one_line_error(bench("list", "targets", "additon"), "unknown target 'additon'", "did you mean addition")
 
 
 def test_list_targets_shows_every_builtin_with_its_domains(bench):
-    result = bench("list", "targets")
+    table = bench("list", "targets")
+    starred = [line.split()[0] for line in table.stdout.splitlines() if line.split() and line.split()[0].endswith("*") and not line.startswith("*")]
+    assert starred == ["subset_op*", "binary_op*", "quadratic*", "cos_sum*", "l1_norm*", "linear_map*", "sqrt_sum*"]
+    result = bench("list", "targets", "--details")
     assert result.exit_code == 0
     names = [line.split(":")[0].split("[")[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
     assert names == [

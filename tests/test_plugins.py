@@ -35,7 +35,7 @@ def write_plugin(folder, name="affine", description="2u - 3v + 1", body=None):
 
 def test_plugin_file_is_listed_and_runs(bench, tmp_path):
     plugin = write_plugin(tmp_path)
-    listing = bench("list", "targets", "--plugin", str(plugin))
+    listing = bench("list", "targets", "--details", "--plugin", str(plugin))
     assert listing.exit_code == 0, listing.stderr
     assert "affine: 2u - 3v + 1" in listing.stdout
     assert "affine_power[p=3.0]: x^p on [0, 1]" in listing.stdout
@@ -55,7 +55,7 @@ def test_plugin_file_is_listed_and_runs(bench, tmp_path):
 def test_plugin_module_by_name(bench, tmp_path, monkeypatch):
     write_plugin(tmp_path, name="modtarget")
     monkeypatch.syspath_prepend(str(tmp_path))
-    listing = bench("list", "targets", "--plugin", "modtarget_plugin")
+    listing = bench("list", "targets", "--details", "--plugin", "modtarget_plugin")
     assert listing.exit_code == 0, listing.stderr
     assert "modtarget: 2u - 3v + 1" in listing.stdout
 
@@ -74,7 +74,7 @@ def test_installed_package_registers_through_its_entry_point(tmp_path):
     def bench(*args):
         return subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, env=env, cwd=tmp_path)
 
-    listing = bench("list", "targets")
+    listing = bench("list", "targets", "--details")
     assert listing.returncode == 0, listing.stderr
     assert "packaged: from an installed package" in listing.stdout
     assert "from entry point 'packaged' (packaged_plugin)" in listing.stdout
@@ -139,7 +139,7 @@ def test_a_plugin_that_fails_to_import_is_one_line_and_the_rest_runs(bench, tmp_
 
 def test_a_name_registered_twice_keeps_the_first(bench, tmp_path):
     plugin = write_plugin(tmp_path, name="addition")
-    result = bench("list", "targets", "--plugin", str(plugin))
+    result = bench("list", "targets", "--details", "--plugin", str(plugin))
     assert result.exit_code == 1
     assert "target 'addition' is already registered by entry point 'builtin'" in result.stderr
     assert "addition: a + b, the article's target" in result.stdout
@@ -197,7 +197,7 @@ def test_plugin_faults_found_later_are_still_one_line(bench, tmp_path, body, mes
 
 def test_a_plugin_that_calls_sys_exit_does_not_end_bench(bench, tmp_path):
     plugin = plugin_with(tmp_path, "import sys\nsys.exit(3)\n")
-    result = bench("list", "targets", "--plugin", str(plugin))
+    result = bench("list", "targets", "--details", "--plugin", str(plugin))
     assert result.exit_code == 1
     assert "failed to import: SystemExit: 3" in result.stderr
     assert "addition:" in result.stdout
@@ -206,7 +206,7 @@ def test_a_plugin_that_calls_sys_exit_does_not_end_bench(bench, tmp_path):
 def test_the_same_plugin_given_twice_loads_once(bench, tmp_path, monkeypatch):
     plugin = write_plugin(tmp_path)
     monkeypatch.chdir(tmp_path)
-    result = bench("list", "targets", "--plugin", str(plugin), "--plugin", f"./{plugin.name}")
+    result = bench("list", "targets", "--details", "--plugin", str(plugin), "--plugin", f"./{plugin.name}")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.count("affine: 2u - 3v + 1") == 1
 

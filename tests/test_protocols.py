@@ -128,7 +128,7 @@ def test_bad_protocol_options_get_one_line(bench, args, fragments):
 
 
 def test_list_suites(bench):
-    result = bench("list", "suites")
+    result = bench("list", "suites", "--details")
     assert result.exit_code == 0
     names = [line.split(":")[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
     assert names == ["arithmetic-static", "arithmetic-static-published", "arithmetic-single-layer",

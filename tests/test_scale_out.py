@@ -75,7 +75,8 @@ def test_a_dask_cluster_gives_the_local_executors_numbers(bench, tmp_path, clust
 def test_a_plugin_file_runs_on_a_worker_that_lacks_it(tmp_path, monkeypatch):
     """Workers build the plan from the plugin's text, and find the driver's cells under the same ids."""
     from benchmark import runner
-    from benchmark.plan import RunConfig, build_plan
+    from benchmark.config import RunConfig
+    from benchmark.plan import build_plan
     from benchmark.plugins import load_registry
 
     plugin = tmp_path / "shipped_plugin.py"

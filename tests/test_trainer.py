@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.config import RunConfig
 from benchmark.data import sample_splits
 from benchmark.models import MonitoredSplit, TrainingData, TrainSettings
-from benchmark.plan import RunConfig, build_plan
+from benchmark.plan import build_plan
 from benchmark.plugins import load_registry
 from benchmark.store import TABLES
 from benchmark.train import train_cell

@@ -56,7 +56,7 @@ from .tables import (
     verdict_table,
 )
 
-__all__ = ["write_report", "target_summary"]
+__all__ = ["write_report", "write_comparison", "target_summary"]
 
 SPLIT_ERRORS = ("interpolation", "extrapolation")
 
@@ -152,6 +152,19 @@ def _page_workers(pages: int):
     # instead of paying seconds to import it again; they use no torch.
     with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork")) as pool:
         yield pool
+
+
+def write_comparison(path: Path, comparison, a: tuple[Path, dict], b: tuple[Path, dict]) -> Path:
+    """`bench compare --html`: the comparison of two runs (each its folder and run.json) as one page."""
+    path = Path(path)
+    html = _environment().get_template("compare.html.j2").render(
+        meta={"funcbench_version": a[1].get("funcbench_version")},
+        comparison=comparison,
+        runs={"A": a, "B": b},
+        rows=comparison.rows.drop(columns=["seeds A", "seeds B"]),
+    )
+    _write_text(path, html)
+    return path
 
 
 @functools.cache
