@@ -11,6 +11,11 @@ from pathlib import Path
 class FuncbenchError(Exception):
     """A problem with the user's input: shown as one line, never a traceback."""
 
+    def __init__(self, message: str) -> None:
+        # Messages quote what the user typed, which may hold a newline or a
+        # control character: escape those, and the message stays one line.
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message)))
+
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> FuncbenchError:
     """The error for a misspelt name, suggesting the closest valid ones."""

@@ -15,6 +15,7 @@ plan already built.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import platform
 import sys
@@ -40,6 +41,8 @@ from .registry import Target, stable_hash
 from .statistics import success_thresholds
 from .store import SCHEMA_VERSION, RunStore
 from .train import data_shape, group_key, train_cells
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ def execute(
             problems.append(f"cells {names} failed ({outcome.error}) and are left out; "
                             "run the same command again to retry them")
             continue
+        log.debug("trained " + ", ".join(f"{c.target.label} x {c.model.label}"
+                                         for c in (_PLANS[source.key][cell_id] for cell_id, _ in outcome.finished)))
         for cell_id, result in outcome.finished:
             store.write_cell(cell_id, result)
             results[cell_id] = result

@@ -92,6 +92,9 @@ def test_list_targets_shows_every_builtin_with_its_domains(bench):
         (["--batch-size", "0"], ["--batch-size must be between 1 and"]),
         (["--seeds", "many"], ["'many' is not a valid integer"]),
         (["--device", "tpu"], ["unknown device 'tpu'"]),
+        (["--suite", "nalu"], ["unknown suite 'nalu'", "arithmetic-static"]),
+        (["--suite", "arithmetic-static,relu-extrapolation"], ["--suite takes one suite"]),
+        (["--targets", "addition\nproduct"], ["expected ',' before", "\\nproduct"]),  # still one line
         (["--no-such-option"], ["No such option"]),
     ],
 )
@@ -117,6 +120,11 @@ def test_cuda_without_a_gpu_says_so(bench):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert_one_line_error(bench("run", "--device", "cuda"), "CUDA is not available")
+
+
+def test_output_folder_that_cannot_be_created(bench):
+    result = bench("run", "--targets", "addition", "--models", "linear", "--out", "/proc/funcbench-cannot-write-here")
+    assert_one_line_error(result, "cannot write to '/proc/funcbench-cannot-write-here/run-", "choose another folder with --out")
 
 
 def test_output_folder_that_is_a_file(bench, tmp_path):

@@ -177,8 +177,14 @@ def plugin_with(tmp_path, body: str, name: str = "extra"):
          "target 'late' cannot be built: TypeError: its factory returned NoneType, not a Target"),
         ("@target(domain=D, extrapolation=REGIONS, description='odd name', name='late one')\ndef late(x):\n    return x\n",
          "target name 'late one' cannot be selected on the command line"),
+        ("@target_family(description='inverted')\ndef late(k: int = 2) -> Target:\n"
+         "    return Target(fn=np.sin, domain=Box((1.0,), (0.0,)), extrapolation=REGIONS, description='x')\n",
+         "target 'late' cannot be built: target 'late': box is empty or inverted: low (1.0,) must be below high (0.0,)"),
+        ("@target_family(description='empty')\ndef late(k: int = 2) -> Target:\n"
+         "    return Target(fn=np.sin, domain=Box((), ()), extrapolation=REGIONS, description='x')\n",
+         "target 'late' cannot be built: target 'late': box bounds need the same, non-zero length"),
     ],
-    ids=["fails-late", "bad-probe", "factory-raises", "factory-returns-none", "bad-name"],
+    ids=["fails-late", "bad-probe", "factory-raises", "factory-returns-none", "bad-name", "inverted-domain", "empty-domain"],
 )
 def test_plugin_faults_found_later_are_still_one_line(bench, tmp_path, body, message):
     plugin = plugin_with(tmp_path, body)

@@ -119,6 +119,16 @@ def test_report_on_a_corrupted_run(bench):
     assert (result.run_dir / "index.html").read_bytes() == before
 
 
+def test_report_on_a_run_from_an_incompatible_version(bench):
+    result = bench("run", *SMALL)
+    meta = result.meta()
+    meta["schema_version"] = 1
+    (result.run_dir / "run.json").write_text(__import__("json").dumps(meta))
+    before = (result.run_dir / "index.html").read_bytes()
+    assert_one_line_error(bench("report", str(result.run_dir)), "has schema version 1", "reads version 2")
+    assert (result.run_dir / "index.html").read_bytes() == before
+
+
 def test_report_on_an_interrupted_run_says_how_to_resume(bench, tmp_path):
     result = bench("run", *SMALL)
     meta = result.meta()
