@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 #   make run TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: run test perf perf-pytest clean
+.PHONY: run test perf perf-pytest readme-figure clean
 
 run: $(VENV)/.installed
 	$(BIN)/bench run --targets all
@@ -21,6 +21,11 @@ perf: $(VENV)/.installed
 
 perf-pytest: $(VENV)/.installed
 	$(BIN)/python -m pytest benchmarks -o addopts= --benchmark-only
+
+# The README's figure, redrawn from a fresh default run.
+readme-figure: $(VENV)/.installed
+	$(BIN)/bench run --targets all --run-id readme-figure --force --quiet
+	cp reports/readme-figure/figures/heatmap-extrapolation.svg docs/heatmap-extrapolation.svg
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -8,7 +8,7 @@ Everything else (planning, training, storing, reporting) is reachable from
 its module and from the ``bench`` command.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from .domains import Ball, Box, Intervals, Shell, near_and_far  # noqa: E402
 from .registry import (  # noqa: E402

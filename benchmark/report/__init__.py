@@ -33,15 +33,6 @@ from markupsafe import Markup
 from ..evaluate import OK
 from ..statistics import protocol_summary, with_nalu_score
 from ..store import TABLES, atomic_write
-from .figures import (
-    heatmap,
-    learning_figure,
-    palette,
-    prediction_figure,
-    save,
-    success_figure,
-    success_grid,
-)
 from .tables import (
     EXACT,
     FITS,
@@ -63,6 +54,9 @@ SPLIT_ERRORS = ("interpolation", "extrapolation")
 
 def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> Path:
     """Write the whole report of a run; return the path of its index.html."""
+    # The plotting stack takes seconds to import; `bench list` and `bench compare` use this package without it.
+    from .figures import heatmap, palette, save, success_figure, success_grid
+
     run_dir = Path(run_dir)
     labels = [t["label"] for t in meta["targets"]]
     models = [m["label"] for m in meta["models"]]
@@ -120,6 +114,8 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> 
 
 def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colours: dict, of_target: dict) -> None:
     """One target's page and its two figures; `of_target` holds the target's rows of every table."""
+    from .figures import learning_figure, prediction_figure, save
+
     stem = Path(page).stem
     figures = run_dir / "figures"
     predictions = save(prediction_figure(target, of_target["lines"], colours), figures, f"{stem}-predictions")
