@@ -1,8 +1,8 @@
 """The ``bench`` command: run a benchmark, list what can be run, rebuild a report, compare and merge runs.
 
-Only click and the configuration are imported up front; torch, pandas and
-the plotting stack load inside the commands that use them, so that
-``bench --help``, ``--version`` and shell completion answer at once.
+Up front only click, numpy and the configuration are imported; torch,
+pandas and the plotting stack load inside the commands that use them, so
+that ``bench --help``, ``--version`` and shell completion answer at once.
 """
 
 from __future__ import annotations
@@ -73,12 +73,18 @@ class _EchoHandler(logging.Handler):
 def verbosity(command):
     """-q/--quiet and -v/--verbose for a command, through the logging module (logger 'benchmark')."""
 
-    @click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and the report's path; no progress bar or summary.")
-    @click.option("-v", "--verbose", is_flag=True, help="Also say what is done, step by step (debug messages).")
+    @click.option("-q", "--quiet", is_flag=True, help="Less output: the result, warnings and errors only.")
+    @click.option("-v", "--verbose", is_flag=True, help="Also say what is done, step by step (debug: lines).")
     @functools.wraps(command)
     def wrapper(*args, quiet: bool, verbose: bool, **kwargs):
         if quiet and verbose:
-            raise FuncbenchError("--quiet and --verbose contradict each other; give one")
+            # One from a config file and one on the command line: the command line wins.
+            context = click.get_current_context()
+            typed = [name for name in ("quiet", "verbose")
+                     if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+            if len(typed) != 1:
+                raise FuncbenchError("--quiet and --verbose contradict each other; give one")
+            quiet, verbose = typed == ["quiet"], typed == ["verbose"]
         log.handlers[:] = [_EchoHandler()]
         log.propagate = False
         log.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
@@ -145,8 +151,11 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
     if scheduler is not None and executor == "local":
         raise FuncbenchError("--scheduler runs cells on a Dask cluster; drop --executor local or --scheduler")
     given = {name: value for name, value in options.items() if value is not None}
+    # A plugin file is named by its absolute path: the run, and a repeat of it
+    # from its run.json, then find it whatever folder `bench` runs in.
+    plugins = tuple(str(Path(spec).resolve()) if Path(spec).is_file() else spec for spec in plugins)
     registry = load_registry(plugins)
-    config = resolve_config(registry, suite, {**given, "plugins": tuple(plugins)})
+    config = resolve_config(registry, suite, {**given, "plugins": plugins})
     _check_device(config.device)
     try:
         plan = build_plan(registry, config)
@@ -257,7 +266,8 @@ def merge(run_dirs: tuple[Path, ...], out: Path) -> None:
 
     folder, meta, tables = merge_runs(list(run_dirs), out)
     index = write_report(folder, meta, tables)
-    log.info(f"merged {len(run_dirs)} runs into {meta['counts']['cells']} cells")
+    if log.isEnabledFor(logging.INFO):
+        click.echo(f"merged {len(run_dirs)} runs into {meta['counts']['cells']} cells")
     click.echo(f"report: {index}")
 
 
@@ -299,7 +309,10 @@ def compare(run_a: Path, run_b: Path, metric: str, fail_above: float | None, flo
     if html is not None:
         from .report import write_comparison
 
-        click.echo(f"comparison: {write_comparison(html, comparison, (run_a, meta_a), (run_b, meta_b))}")
+        try:
+            click.echo(f"comparison: {write_comparison(html, comparison, (run_a, meta_a), (run_b, meta_b))}")
+        except OSError as exc:
+            raise FuncbenchError(f"cannot write '{html}': {exc.strerror}; give another --html path") from None
     if fail_above is not None and comparison.count(WORSE):
         click.echo(f"error: {comparison.count(WORSE)} error(s) grew by more than {fail_above:g}x", err=True)
         sys.exit(1)
@@ -389,7 +402,7 @@ def _format_summary(summary) -> str:
 
 
 def _format_comparison(rows) -> str:
-    shown = rows.drop(columns=["seeds A", "seeds B"]).copy()
+    shown = rows.copy()
     shown["ratio"] = [f"{v:.3g}x" if v == v else "-" for v in shown["ratio"]]
     return _text_table(shown, right=("ratio",))
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import DIVERGED, OK
+from .store import differing_settings
 
 KEYS = ["target", "model", "split"]
 METRICS = ("nmse", "mse", "max_abs_error")
@@ -24,8 +25,6 @@ METRICS = ("nmse", "mse", "max_abs_error")
 FLOOR = 1e-6
 WORSE, BETTER, WITHIN = "worse", "better", "within"
 ONLY_A, ONLY_B, DIVERGED_BOTH = "only in A", "only in B", "diverged in both"
-#: run.json's config keys that decide the grid rather than how each cell trains.
-GRID = ("targets", "models", "suite", "plugins")
 
 
 @dataclass(frozen=True)
@@ -62,26 +61,14 @@ def compare_runs(a: dict, a_results: pd.DataFrame, b: dict, b_results: pd.DataFr
     rows["flag"] = [_flag(*values, threshold) for values in zip(rows["_merge"], rows["A"], rows["B"], rows["ratio"])]
     order = _order(a_results, b_results)
     rows = rows.drop(columns="_merge").sort_values(KEYS, key=lambda column: column.map(order[column.name]), kind="stable")
-    columns = [*KEYS, "A", "B", "change", "ratio", "seeds A", "seeds B", "diverged A", "diverged B", "flag"]
+    columns = [*KEYS, "A", "B", "change", "ratio", "diverged A", "diverged B", "flag"]
     return Comparison(rows[columns].reset_index(drop=True), metric, threshold, floor, differing_settings(a, b))
 
 
-def differing_settings(a: dict, b: dict) -> list[str]:
-    """The settings and versions two runs differ in, beyond which targets and models they ran."""
-    changed = [f"{key} {a['config'].get(key)!r} -> {b['config'].get(key)!r}"
-               for key in sorted(set(a["config"]) | set(b["config"]))
-               if key not in GRID and a["config"].get(key) != b["config"].get(key)]
-    if a.get("funcbench_version") != b.get("funcbench_version"):
-        changed.append(f"funcbench {a.get('funcbench_version')} -> {b.get('funcbench_version')}")
-    return changed
-
-
 def _medians(results: pd.DataFrame, metric: str) -> pd.DataFrame:
-    grouped = results.groupby(KEYS, sort=False)
     table = pd.DataFrame({
         metric: results[results["status"] == OK].groupby(KEYS, sort=False)[metric].median(),
-        "seeds": grouped["seed"].nunique(),
-        "diverged": grouped["status"].agg(lambda s: int((s == DIVERGED).sum())),
+        "diverged": results.groupby(KEYS, sort=False)["status"].agg(lambda s: int((s == DIVERGED).sum())),
     })
     return table.reset_index()
 

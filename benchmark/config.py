@@ -24,6 +24,7 @@ reused, unless ``--out``/``--run-id`` or ``--force`` say otherwise.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -36,8 +37,8 @@ import numpy as np
 from .errors import FuncbenchError, unknown_name
 from .registry import stable_hash
 
-#: Options a file may not set: the file itself, and one-off actions that are no configuration.
-NOT_CONFIGURABLE = ("config", "help")
+#: The one option a file cannot set: another file.
+NOT_CONFIGURABLE = ("config",)
 #: Options a run.json does not record: --force recomputes once, it does not describe the run.
 NOT_RECORDED = ("force",)
 
@@ -114,14 +115,20 @@ def _from_run_json(path: Path, text: str) -> dict[str, Any]:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FuncbenchError(f"'{path}' is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or "config" not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise FuncbenchError(f"'{path}' is not a funcbench run.json (it has no 'config')")
     if meta.get("merged_from"):
         raise FuncbenchError(f"'{path}' is a merged run, made by several commands; "
                              "give the run.json of one of the runs it names in 'merged_from'")
     # Runs before 0.4 recorded only their configuration, not the options around it.
     recorded = meta.get("options", meta["config"])
-    return {key: value for key, value in recorded.items() if value is not None}
+    if not isinstance(recorded, dict):
+        raise FuncbenchError(f"'{path}' is not a funcbench run.json (its 'options' are not a table)")
+    settings = {key: value for key, value in recorded.items() if value is not None}
+    # The repeat goes beside the original, wherever `bench` runs: into the same
+    # folder when nothing is overridden (its configuration names it), so every cell is reused.
+    settings["out"] = str(path.resolve().parent.parent)
+    return settings
 
 
 def option_defaults(command: click.Command, settings: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -141,7 +148,8 @@ def option_defaults(command: click.Command, settings: Mapping[str, Any], source:
     for key, value in settings.items():
         param = options.get(str(key).replace("-", "_"))
         if param is None:
-            known = sorted({param.name for param in options.values()})
+            # Suggested as typed on the command line: eval-samples, lr, plugin.
+            known = {max(param.opts, key=len).lstrip("-") for param in options.values()}
             raise FuncbenchError(f"{source}: {unknown_name('option', str(key), known)}")
         if param.name in chosen:
             raise FuncbenchError(f"{source}: '{given_as[param.name]}' and '{key}' set the same option; keep one")
@@ -166,24 +174,24 @@ def _checked(param: click.Option, key: str, value: Any, source: str) -> Any:
     def wrong(expected: str) -> FuncbenchError:
         return FuncbenchError(f"{source}: '{key}' must be {expected}, got {value!r}")
 
-    if param.multiple:
+    if param.multiple:  # --plugin: paths or module names
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
             raise wrong("a string or a list of strings")
-        return items
+        return [os.path.expanduser(item) for item in items]  # as a shell would on the command line
     if param.is_flag:
         if not isinstance(value, bool):
             raise wrong("true or false")
         return value
     kind = param.type
-    if isinstance(kind, click.types.IntParamType):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong("an integer")
-        return value
-    if isinstance(kind, click.types.FloatParamType):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise wrong("a number")
-        return float(value)
+    if isinstance(kind, click.types.IntParamType | click.types.FloatParamType):
+        integer = isinstance(kind, click.types.IntParamType)
+        if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+            raise wrong("an integer" if integer else "a number")
+        try:
+            return kind.convert(value, param, None)  # the option's own range, as on the command line
+        except click.BadParameter as exc:
+            raise FuncbenchError(f"{source}: '{key}': {exc.message}") from None
     if isinstance(kind, click.Choice):
         if value not in kind.choices:
             raise wrong(f"one of {', '.join(map(str, kind.choices))}")
@@ -193,4 +201,4 @@ def _checked(param: click.Option, key: str, value: Any, source: str) -> Any:
         return ",".join(value)
     if not isinstance(value, str):
         raise wrong("a string")
-    return value
+    return os.path.expanduser(value) if isinstance(kind, click.Path) else value

@@ -20,10 +20,7 @@ import pandas as pd
 from .errors import FuncbenchError
 from .evaluate import CellResult
 from .runner import run_counts
-from .store import TABLES, RunStore, read_run
-
-#: Run settings that are not part of a cell (they decide which cells a run has, not what they hold).
-_GRID_KEYS = ("targets", "models", "suite", "plugins")
+from .store import TABLES, RunStore, differing_settings, read_run
 
 
 @dataclass(frozen=True)
@@ -100,11 +97,7 @@ def _check_agreement(runs: list[_Run]) -> dict[tuple[str, str], tuple[_Run, str]
 
 def _difference(a: dict, b: dict, code: bool = True) -> str:
     """The settings two runs differ in (the grid aside); with `code`, say so when they differ in none."""
-    changed = [f"{key} {a['config'].get(key)!r} vs {b['config'].get(key)!r}"
-               for key in sorted(set(a["config"]) | set(b["config"]))
-               if key not in _GRID_KEYS and a["config"].get(key) != b["config"].get(key)]
-    if a.get("funcbench_version") != b.get("funcbench_version"):
-        changed.append(f"funcbench {a.get('funcbench_version')} vs {b.get('funcbench_version')}")
+    changed = differing_settings(a, b)
     if changed or not code:
         return ", ".join(changed)
     return "the same settings, so the target's or model's code differs between them"
@@ -116,8 +109,9 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
     models = list({m["label"]: m for run in runs for m in run.meta["models"]}.values())
     config = {**first["config"], "targets": ",".join(t["label"] for t in targets),
               "models": ",".join(m["label"] for m in models)}
+    # Each run's `options` describe its own command; the merge was made by none, so they stay per run.
     return {
-        **first,
+        **{key: value for key, value in first.items() if key != "options"},
         "config": config,
         "started": min(run.meta["started"] for run in runs),
         "finished": max(run.meta["finished"] for run in runs),
@@ -131,7 +125,8 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
         "merged_from": [
             {"folder": str(run.folder.resolve()), "config": run.meta["config"], "started": run.meta["started"],
              "finished": run.meta["finished"], "funcbench_version": run.meta.get("funcbench_version"),
-             "machine": run.meta.get("machine"), "execution": run.meta.get("execution")}
+             "machine": run.meta.get("machine"), "execution": run.meta.get("execution"),
+             "options": run.meta.get("options")}
             for run in runs
         ],
     }

@@ -102,8 +102,9 @@ def execute(
             problems.append(f"cells {names} failed ({outcome.error}) and are left out; "
                             "run the same command again to retry them")
             continue
-        log.debug("trained " + ", ".join(f"{c.target.label} x {c.model.label}"
-                                         for c in (_PLANS[source.key][cell_id] for cell_id, _ in outcome.finished)))
+        if outcome.finished and log.isEnabledFor(logging.DEBUG):
+            cells = (_PLANS[source.key][cell_id] for cell_id, _ in outcome.finished)
+            log.debug("trained " + ", ".join(f"{c.target.label} x {c.model.label}" for c in cells))
         for cell_id, result in outcome.finished:
             store.write_cell(cell_id, result)
             results[cell_id] = result

@@ -125,9 +125,25 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+#: run.json's config keys that decide which cells a run has, not what they hold.
+GRID_SETTINGS = ("targets", "models", "suite", "plugins")
+
+
+def differing_settings(a: dict, b: dict) -> list[str]:
+    """What two runs' run.json differ in, the grid aside: settings and funcbench version, as 'epochs 5 -> 6'."""
+    changed = [f"{key} {a['config'].get(key)!r} -> {b['config'].get(key)!r}"
+               for key in sorted(set(a["config"]) | set(b["config"]))
+               if key not in GRID_SETTINGS and a["config"].get(key) != b["config"].get(key)]
+    if a.get("funcbench_version") != b.get("funcbench_version"):
+        changed.append(f"funcbench {a.get('funcbench_version')} -> {b.get('funcbench_version')}")
+    return changed
+
+
 def read_run(root: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """run.json and the tables of a finished run, or a one-line error."""
+    """run.json and the tables of a finished run (given as its folder or its run.json), or a one-line error."""
     root = Path(root)
+    if root.name == "run.json" and root.is_file():
+        root = root.parent
     meta_path = root / "run.json"
     if not meta_path.is_file():
         raise FuncbenchError(f"'{root}' is not a funcbench run folder (no run.json)")

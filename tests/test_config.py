@@ -77,14 +77,18 @@ def test_run_json_repeats_the_run_exactly(bench_here, tmp_path):
     options = first.meta()["options"]
     assert options["out"] == "first" and options["learning_rate"] == 0.02 and "force" not in options
 
-    # The folder itself: the same configuration finds the same run folder and reuses every cell.
-    again = bench_here("run", "--config", str(first.run_dir))
+    # The folder itself, from another folder: the same configuration finds the same run folder and reuses every cell.
+    elsewhere_dir = tmp_path / "elsewhere"
+    elsewhere_dir.mkdir()
+    os.chdir(elsewhere_dir)
+    again = bench_here("run", "--config", str(tmp_path / first.run_dir))
     assert again.exit_code == 0, again.stderr
-    assert again.run_dir.resolve() == first.run_dir.resolve()
+    assert again.run_dir == (tmp_path / first.run_dir).resolve()
     assert "(0 trained, 2 reused)" in again.stdout
+    os.chdir(tmp_path)
 
     # Elsewhere, retrained from scratch: the same numbers, bit for bit.
-    elsewhere = bench_here("run", "--config", str(first.run_dir / "run.json"), "--out", "second")
+    elsewhere = bench_here("run", "--config", str(tmp_path / first.run_dir / "run.json"), "--out", "second")
     assert elsewhere.exit_code == 0, elsewhere.stderr
     assert "(2 trained, 0 reused)" in elsewhere.stdout
     assert elsewhere.meta()["config"] == first.meta()["config"]
@@ -125,6 +129,7 @@ def test_every_run_option_has_a_config_key():
         ("lr = 0.1\nlearning_rate = 0.2\n", ["'lr' and 'learning_rate' set the same option"]),
         ("seeds = \n", ["is not valid TOML"]),
         ("seeds = 0\n", ["--seeds must be between 1 and"]),  # parsed, then checked like the option
+        ("jobs = -1\n", ["f.toml: 'jobs': -1 is not in the range x>=0"]),
         ('targets = "additon"\n', ["unknown target 'additon'"]),
     ],
 )
@@ -142,6 +147,36 @@ def test_config_paths_that_are_not_config_files(bench, tmp_path):
     assert_one_line_error(bench("run", "--config", str(write(tmp_path / "run.json", "[]"))), "not a funcbench run.json")
     merged = write(tmp_path / "run.json", json.dumps({"config": {}, "merged_from": [{"folder": "a"}]}))
     assert_one_line_error(bench("run", "--config", str(merged)), "is a merged run")
+    for malformed in ({"config": None}, {"config": {}, "options": [1]}):
+        path = write(tmp_path / "run.json", json.dumps(malformed))
+        assert_one_line_error(bench("run", "--config", str(path)), "not a funcbench run.json")
+
+
+def test_a_plugin_file_is_found_again_from_another_folder(bench_here, tmp_path):
+    (tmp_path / "plugins").mkdir()
+    write(tmp_path / "plugins" / "affine.py", "from benchmark import Box, near_and_far, target\n"
+          "D = Box.cube(1, 0.0, 1.0)\n"
+          "@target(domain=D, extrapolation=near_and_far(D), description='2x + 1', linear_solution=((2,), 1))\n"
+          "def affine(x):\n    return 2 * x + 1\n")
+    first = bench_here("run", "--plugin", "plugins/affine.py", "--targets", "affine", "--models", "linear",
+                       "--seeds", "1", "--epochs", "5", "--out", "runs", "-q")
+    assert first.exit_code == 0, first.stderr
+    assert first.meta()["options"]["plugins"] == [str(tmp_path / "plugins" / "affine.py")]
+    os.chdir(tmp_path / "plugins")
+    again = bench_here("run", "--config", str(tmp_path / first.run_dir))
+    os.chdir(tmp_path)
+    assert again.exit_code == 0, again.stderr
+    assert "(0 trained, 1 reused)" in again.stdout
+
+
+def test_the_command_line_wins_over_a_files_verbosity(bench, tmp_path):
+    config = write(tmp_path / "quiet.toml", "quiet = true\n")
+    args = ["run", "--config", str(config), *SMALL]
+    quiet = bench(*args)
+    assert quiet.exit_code == 0 and quiet.stdout.startswith("report: ")
+    verbose = bench(*args, "--verbose")
+    assert verbose.exit_code == 0, verbose.stderr
+    assert "debug: " in verbose.stderr and "cells x 2 seeds" in verbose.stdout
 
 
 def test_the_example_configs_are_valid(tmp_path):
@@ -192,7 +227,7 @@ def test_compare_reports_medians_changes_and_ratios(bench, two_runs):
 
 
 def test_compare_fails_above_a_ratio_for_ci(bench, two_runs):
-    same = bench("compare", str(two_runs["short"]), str(two_runs["short"]), "--fail-above", "1.0001")
+    same = bench("compare", str(two_runs["short"]), str(two_runs["short"] / "run.json"), "--fail-above", "1.0001")
     assert same.exit_code == 0, same.stderr
     assert all(row[-1] == "within" and row[6] == "1x" for row in rows_of(same.stdout))
 
@@ -223,6 +258,8 @@ def test_compare_writes_a_self_contained_page(bench, two_runs, tmp_path):
 
 def test_compare_bad_input(bench, two_runs, tmp_path):
     assert_one_line_error(bench("compare", str(two_runs["short"]), str(tmp_path)), "not a funcbench run folder")
+    assert_one_line_error(bench("compare", str(two_runs["short"]), str(two_runs["short"]), "--html", "/proc/nope/x.html"),
+                          "cannot write '/proc/nope/x.html'")
     assert_one_line_error(bench("compare", str(two_runs["short"]), str(two_runs["long"]), "--fail-above", "0.5"),
                           "--fail-above", "0.5")
     assert_one_line_error(bench("compare", str(two_runs["short"]), str(two_runs["long"]), "--metric", "mape"),

@@ -241,6 +241,8 @@ def test_runs_made_apart_merge_into_one_run_and_report(bench, tmp_path):
     meta = merged.meta()
     assert [t["label"] for t in meta["targets"]] == ["addition", "product", "sine"]
     assert len(meta["merged_from"]) == 2
+    # Made by no one command: each run's options stay with it, and `--config` refuses the merged run.json.
+    assert "options" not in meta and all(run["options"]["out"] for run in meta["merged_from"])
     assert "sine" in (merged.run_dir / "index.html").read_text()
     assert bench("report", str(merged.run_dir)).exit_code == 0
 
@@ -250,13 +252,13 @@ def test_merge_refuses_runs_that_disagree_and_writes_nothing(bench, tmp_path):
     c = bench("run", "--targets", "product", *[("6" if v == "5" else v) for v in MERGE_GRID], "--out", str(tmp_path / "c"))
     assert a.exit_code == 0 and c.exit_code == 0
     refused = bench("merge", str(a.run_dir), str(c.run_dir), "--out", str(tmp_path / "merged"))
-    assert_one_line_error(refused, "product x linear", "epochs 5 vs 6")
+    assert_one_line_error(refused, "product x linear", "epochs 5 -> 6")
     assert not (tmp_path / "merged").exists()
     # No cell in common, but other settings: the merged run.json could not describe both.
     d = bench("run", "--targets", "sine", *[("6" if v == "5" else v) for v in MERGE_GRID], "--out", str(tmp_path / "d"))
     assert d.exit_code == 0
     assert_one_line_error(bench("merge", str(a.run_dir), str(d.run_dir), "--out", str(tmp_path / "merged")),
-                          "different settings", "epochs 5 vs 6")
+                          "different settings", "epochs 5 -> 6")
     assert not (tmp_path / "merged").exists()
     assert_one_line_error(bench("merge", str(a.run_dir), str(c.run_dir), "--out", str(a.run_dir)), "one of the runs")
     assert_one_line_error(bench("merge", str(a.run_dir), str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")),

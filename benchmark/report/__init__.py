@@ -156,8 +156,8 @@ def write_comparison(path: Path, comparison, a: tuple[Path, dict], b: tuple[Path
     html = _environment().get_template("compare.html.j2").render(
         meta={"funcbench_version": a[1].get("funcbench_version")},
         comparison=comparison,
-        runs={"A": a, "B": b},
-        rows=comparison.rows.drop(columns=["seeds A", "seeds B"]),
+        runs={"A": (Path(a[0]).resolve(), a[1]), "B": (Path(b[0]).resolve(), b[1])},
+        rows=comparison.rows,
     )
     _write_text(path, html)
     return path
