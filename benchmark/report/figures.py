@@ -83,7 +83,9 @@ def save(fig: Figure, folder: Path, stem: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     svg = io.StringIO()
     with matplotlib.rc_context(STYLE):
-        # No creation date in the files: the same run gives the same bytes.
+        # No creation date in the files, so a rebuilt report differs only in the SVG
+        # clip-path ids, which matplotlib salts at random: several figures sit inline
+        # in one page, and fixed ids would collide there.
         fig.savefig(svg, format="svg", metadata={"Date": None})
         # The layout is settled by the first drawing; the second keeps it instead of solving it again.
         fig.set_layout_engine("none")
