@@ -145,7 +145,7 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
         scheduler: str | None, plugins: tuple[str, ...], suite: str | None, **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
     from .plan import build_plan, resolve_config
-    from .plugins import load_registry
+    from .plugins import canonical_plugin, load_registry
     from .store import RunStore, read_run
 
     if scheduler is not None and executor == "local":
@@ -153,7 +153,7 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
     given = {name: value for name, value in options.items() if value is not None}
     # A plugin file is named by its absolute path: the run, and a repeat of it
     # from its run.json, then find it whatever folder `bench` runs in.
-    plugins = tuple(str(Path(spec).resolve()) if Path(spec).is_file() else spec for spec in plugins)
+    plugins = tuple(canonical_plugin(spec) for spec in plugins)
     registry = load_registry(plugins)
     config = resolve_config(registry, suite, {**given, "plugins": plugins})
     _check_device(config.device)
@@ -165,8 +165,8 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
     store = RunStore.open(out / _run_folder(run_id, config))
     _warn(plan.problems)
     # Every option as a config file would give it: `bench run --config RUN_DIR` repeats the run.
-    recorded = recorded_options({**{k: v for k, v in asdict(config).items() if v is not None}, "out": out, "run_id": run_id,
-                                 "cell_batching": cell_batching, "jobs": jobs, "executor": executor, "scheduler": scheduler})
+    recorded = recorded_options({**asdict(config), "out": out, "run_id": run_id, "cell_batching": cell_batching,
+                                 "jobs": jobs, "executor": executor, "scheduler": scheduler})
 
     from tqdm import tqdm
 
@@ -203,7 +203,7 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
     index = write_report(store.root, meta, tables)
     report_seconds = time.perf_counter() - report_start
     if not quiet:
-        click.echo(_format_summary(target_summary(tables["results"])))
+        click.echo(_text_table(target_summary(tables["results"])))
         click.echo(
             f"\n{len(plan.cells)} cells x {config.seeds} seeds in {outcome.seconds:.1f} s "
             f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s"
@@ -395,10 +395,6 @@ def _entry_table(entries) -> str:
         lines.append(f"{name:<{widths[0]}}  {params:<{widths[1]}}  {wrapped[0]}")
         lines += [" " * indent + more for more in wrapped[1:]]
     return "\n".join(lines)
-
-
-def _format_summary(summary) -> str:
-    return _text_table(summary)
 
 
 def _format_comparison(rows) -> str:

@@ -159,9 +159,10 @@ def option_defaults(command: click.Command, settings: Mapping[str, Any], source:
 
 
 def recorded_options(values: Mapping[str, Any]) -> dict[str, Any]:
-    """What run.json keeps of a run's options: everything that configures it, as a config file would say it."""
+    """What run.json keeps of a run's options: everything that configures it, as a config file would say it
+    (TOML has no null: an option left to its default is left out)."""
     return {name: list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value
-            for name, value in values.items() if name not in NOT_RECORDED}
+            for name, value in values.items() if name not in NOT_RECORDED and value is not None}
 
 
 def _spellings(param: click.Option) -> set[str]:

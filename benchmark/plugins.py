@@ -53,7 +53,7 @@ def load_registry(plugins: Iterable[str] = (), files: Mapping[str, tuple[str, st
             continue
         _collect(registry, loaded, origin)
     shipped = dict(files.values())  # absolute path: text
-    for spec in dict.fromkeys(_canonical(p, files.get(p)) for p in plugins):  # each plugin once, in order
+    for spec in dict.fromkeys(canonical_plugin(p, files.get(p)) for p in plugins):  # each plugin once, in order
         origin = f"plugin {spec}"
         try:
             module = import_plugin(spec, shipped.get(spec))
@@ -133,7 +133,7 @@ def _module_name(path: Path) -> str:
     return f"funcbench_plugin_{path.stem}_{digest}"
 
 
-def _canonical(spec: str, shipped: tuple[str, str] | None = None) -> str:
+def canonical_plugin(spec: str, shipped: tuple[str, str] | None = None) -> str:
     """A plugin file by its resolved path (so x.py and ./x.py are one plugin); a module by its name."""
     if shipped is not None:
         return shipped[0]
