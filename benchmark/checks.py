@@ -13,6 +13,8 @@ import numpy as np
 from .errors import describe_exception
 from .registry import Target
 
+#: Largest |y| a target may return: models train in float32, whose squared errors overflow above about 1.8e19.
+LARGEST_VALUE = float(np.sqrt(np.finfo(np.float32).max))
 TRAIN = "train"
 INTERPOLATION = "interpolation"
 #: Drawn from the training domain when training by steps, only to pick the kept checkpoint.
@@ -27,6 +29,10 @@ def evaluate_target(target: Target, x: np.ndarray) -> np.ndarray:
         raise TargetError(f"returned shape {y.shape} for {len(x)} inputs; it must return shape ({len(x)}, 1)")
     if not np.all(np.isfinite(y)):
         raise TargetError("returned NaN or infinite values")
+    largest = float(np.abs(y).max(initial=0.0))
+    if largest > LARGEST_VALUE:
+        raise TargetError(f"returned values up to {largest:.3g}; models train in float32, whose squared errors "
+                          f"overflow beyond {LARGEST_VALUE:.2g}: scale the target down")
     return y
 
 
@@ -56,6 +62,8 @@ def check_target(target: Target) -> str | None:
             x = region.sample(256, rng)
         except Exception as exc:  # noqa: BLE001 - a plugin's region may raise anything
             return f"cannot sample its {name}: {describe_exception(exc)}"
+        if not np.all(np.abs(x) <= LARGEST_VALUE):
+            return f"has its {name} beyond {LARGEST_VALUE:.2g}, where float32 inputs are not trained reliably"
         if name != "training domain" and target.domain.contains(x).any():
             return f"has extrapolation {name} that overlaps its training domain"
         if problem := _evaluation_problem(target, x):

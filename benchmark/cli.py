@@ -23,7 +23,7 @@ import click
 
 from . import __version__
 from .config import RunConfig, option_defaults, read_config, recorded_options
-from .errors import FuncbenchError, describe_exception
+from .errors import PROBLEMS_EXIT, FuncbenchError, ResourceError, describe_exception
 
 DEFAULTS = RunConfig()
 RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -51,10 +51,10 @@ class BenchGroup(click.Group):
             sys.exit(exc.exit_code)
         except FuncbenchError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
         except MemoryError:
             click.echo("error: out of memory; use fewer --samples, --eval-samples or --seeds, or a smaller model", err=True)
-            sys.exit(1)
+            sys.exit(ResourceError.exit_code)
 
 
 @click.group(name="bench", cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,6 +128,9 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Folder that holds the run folders.")
 @click.option("--run-id", default=None, help="Name of the run folder [default: a hash of the configuration, so rerunning resumes].")
 @click.option("--force", is_flag=True, help="Recompute cells already present in the run folder.")
+@click.option("--replace", is_flag=True,
+              help="Empty a run folder (named by --run-id) that holds another configuration's run, and run this one "
+                   "there; without it such a folder is refused.")
 @click.option("--cell-batching/--no-cell-batching", default=True, show_default=True,
               help="Train the cells of a model family on targets of one input dimension as one ensemble "
                    "(the same numbers, in fewer, larger steps).")
@@ -141,12 +144,20 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="A running Dask scheduler to train the cells on (implies --executor dask).")
 @verbosity
-def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: int, executor: str | None,
-        scheduler: str | None, plugins: tuple[str, ...], suite: str | None, **options) -> None:
+def run(out: Path, run_id: str | None, force: bool, replace: bool, cell_batching: bool, jobs: int,
+        executor: str | None, scheduler: str | None, plugins: tuple[str, ...], suite: str | None, **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
-    from .plan import build_plan, resolve_config
+    # What plugins print goes to stderr: stdout holds the summary and the `report:` line that scripts read.
+    stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        _run(stdout, out, run_id, force, replace, cell_batching, jobs, executor, scheduler, plugins, suite, options)
+
+
+def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell_batching: bool, jobs: int,
+         executor: str | None, scheduler: str | None, plugins: tuple[str, ...], suite: str | None, options: dict) -> None:
+    from .plan import build_plan, resolve_config, setting_warnings
     from .plugins import canonical_plugin, load_registry
-    from .store import RunStore, read_run
+    from .store import RunStore
 
     if scheduler is not None and executor == "local":
         raise FuncbenchError("--scheduler runs cells on a Dask cluster; drop --executor local or --scheduler")
@@ -162,17 +173,29 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
     except FuncbenchError:
         _warn(registry.problems)  # a plugin that failed to import may explain the error
         raise
+    # Problems of entries this run does not select are warnings; the plan's own are said below, and counted.
+    _warn([p for p in registry.problems if p not in plan.problems])
+    _warn(setting_warnings(config, plan))
     store = RunStore.open(out / _run_folder(run_id, config))
-    _warn(plan.problems)
-    # Every option as a config file would give it: `bench run --config RUN_DIR` repeats the run.
-    recorded = recorded_options({**asdict(config), "out": out, "run_id": run_id, "cell_batching": cell_batching,
-                                 "jobs": jobs, "executor": executor, "scheduler": scheduler})
+    with store.locked():
+        store.claim(asdict(config), replace)
+        _run_locked(stdout, plan, config, store, force=force, cell_batching=cell_batching, jobs=jobs, executor=executor,
+                    scheduler=scheduler, recorded=recorded_options(
+                        {**asdict(config), "out": out, "run_id": run_id, "cell_batching": cell_batching,
+                         "jobs": jobs, "executor": executor, "scheduler": scheduler}))
 
+
+def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_batching: bool, jobs: int, executor: str | None,
+                scheduler: str | None, recorded: dict) -> None:
+    """`bench run` once its folder is held: train, report, summarise; `recorded` are the options for run.json."""
     from tqdm import tqdm
 
     from .executors import DaskExecutor, LocalExecutor, usable_cores
-    from .runner import execute
+    from .resources import check_fits
+    from .runner import MAX_MEMBERS, execute
+    from .store import read_run
 
+    _warn(plan.problems)
     quiet = not log.isEnabledFor(logging.INFO)
     bar = tqdm(total=len(plan.cells), unit="cell", desc=f"training ({config.seeds} seeds per cell)",
                disable=True if quiet else None, file=sys.stderr)
@@ -183,6 +206,8 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
 
     # On a GPU, one process drives it by default; more would each hold their own context on it.
     processes = jobs or (usable_cores() if config.device == "cpu" else 1)
+    estimate = check_fits(plan, config, processes if executor is None and scheduler is None else 1, MAX_MEMBERS)
+    log.debug(f"memory estimate: {estimate.total / 1024**3:.2f} GiB")
     workers = DaskExecutor(scheduler, processes) if scheduler or executor == "dask" else LocalExecutor(processes)
     log.debug(f"{len(plan.cells)} cells ({len(plan.targets)} targets x {len(plan.models)} models) into {store.root}")
     try:
@@ -200,19 +225,25 @@ def run(out: Path, run_id: str | None, force: bool, cell_batching: bool, jobs: i
 
     meta, tables = read_run(store.root)
     report_start = time.perf_counter()
-    index = write_report(store.root, meta, tables)
+    try:
+        with _terminate_as_interrupt():
+            index = write_report(store.root, meta, tables)
+    except KeyboardInterrupt as stop:
+        click.echo(f"\ninterrupted while drawing the report: the run is finished and its tables are saved in "
+                   f"{store.root}; run `bench report {store.root}` to draw it", err=True)
+        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
     report_seconds = time.perf_counter() - report_start
     if not quiet:
-        click.echo(_text_table(target_summary(tables["results"])))
+        click.echo(_text_table(target_summary(tables["results"])), file=stdout)
         click.echo(
             f"\n{len(plan.cells)} cells x {config.seeds} seeds in {outcome.seconds:.1f} s "
-            f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s"
+            f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s", file=stdout
         )
-    click.echo(f"report: {index}")
+    click.echo(f"report: {index}", file=stdout)
     problems = len(plan.problems) + len(outcome.problems)
     if problems:
         click.echo(f"{problems} problem(s) above: those were skipped, the rest ran", err=True)
-        sys.exit(1)
+        sys.exit(PROBLEMS_EXIT)
 
 
 @cli.command(name="list")
@@ -241,14 +272,27 @@ def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tupl
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Write the report into this folder instead of RUN_DIR (for a run folder that is read-only, "
+                   "archived or shared).")
 @verbosity
-def report(run_dir: Path) -> None:
-    """Rebuild RUN_DIR/index.html from the stored results, without retraining."""
+def report(run_dir: Path, out: Path | None) -> None:
+    """Rebuild RUN_DIR/index.html (or OUT/index.html) from the stored results, without retraining."""
     from .report import write_report
-    from .store import read_run
+    from .store import RunStore, read_run
 
     meta, tables = read_run(run_dir)
-    click.echo(f"report: {write_report(run_dir, meta, tables)}")
+    if out is not None and Path(out).resolve() != Path(run_dir).resolve():
+        index = write_report(run_dir, meta, tables, out)
+    else:
+        try:
+            store = RunStore(run_dir)
+            with store.locked():
+                index = write_report(run_dir, meta, tables)
+        except OSError as exc:  # the lock file itself cannot be made: a read-only folder
+            raise FuncbenchError(f"cannot write to '{run_dir}': {exc.strerror.lower()}; "
+                                 "give --out to write the report elsewhere") from None
+    click.echo(f"report: {index}")
 
 
 @cli.command()

@@ -35,12 +35,27 @@ import click
 import numpy as np
 
 from .errors import FuncbenchError, unknown_name
-from .registry import stable_hash
+from .fingerprint import stable_hash
 
 #: The one option a file cannot set: another file.
 NOT_CONFIGURABLE = ("config",)
-#: Options a run.json does not record: --force recomputes once, it does not describe the run.
-NOT_RECORDED = ("force",)
+#: Options a run.json does not record: --force and --replace act once, they do not describe the run.
+NOT_RECORDED = ("force", "replace")
+
+
+#: The range of each numeric option. Upper bounds are far beyond any sensible run; they turn a typo
+#: into a message instead of an allocation that takes the machine down.
+BOUNDS = {"seeds": (1, 10_000), "epochs": (1, 10_000_000), "steps": (0, 1_000_000_000),
+          "eval_every": (0, 1_000_000_000), "reg_start": (0, 1_000_000_000), "reg_end": (0, 1_000_000_000),
+          "batch_size": (1, 10_000_000), "samples": (1, 10_000_000), "eval_samples": (2, 10_000_000)}
+
+
+def out_of_bounds(name: str, value: Any) -> str | None:
+    """Why `value` is outside option `name`'s range, or None."""
+    low, high = BOUNDS.get(name, (None, None))
+    if low is not None and not low <= value <= high:
+        return f"must be between {low} and {high:,}, got {value}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -64,21 +79,12 @@ class RunConfig:
     plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # Upper bounds are far beyond any sensible run; they turn a typo into
-        # a message instead of an allocation that takes the machine down.
-        bounds = {"seeds": (1, 10_000), "epochs": (1, 10_000_000), "steps": (0, 1_000_000_000),
-                  "eval_every": (0, 1_000_000_000), "batch_size": (1, 10_000_000),
-                  "samples": (1, 10_000_000), "eval_samples": (2, 10_000_000)}
-        for name, (low, high) in bounds.items():
+        for name in BOUNDS:
             value = getattr(self, name)
-            if not low <= value <= high:
-                flag = name.replace("_", "-")
-                raise FuncbenchError(f"--{flag} must be between {low} and {high:,}, got {value}")
+            if value is not None and (problem := out_of_bounds(name, value)):
+                raise FuncbenchError(f"--{name.replace('_', '-')} {problem}")
         if self.reg_start is not None and self.reg_end is not None and not 0 <= self.reg_start <= self.reg_end:
             raise FuncbenchError(f"need 0 <= --reg-start <= --reg-end, got {self.reg_start} and {self.reg_end}")
-        for flag, value in (("--reg-start", self.reg_start), ("--reg-end", self.reg_end)):
-            if value is not None and value < 0:
-                raise FuncbenchError(f"{flag} must be at least 0, got {value}")
         if self.learning_rate is not None and not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise FuncbenchError(f"--lr must be a positive number, got {self.learning_rate}")
 
@@ -190,9 +196,12 @@ def _checked(param: click.Option, key: str, value: Any, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
             raise wrong("an integer" if integer else "a number")
         try:
-            return kind.convert(value, param, None)  # the option's own range, as on the command line
+            converted = kind.convert(value, param, None)  # the option's own range, as on the command line
         except click.BadParameter as exc:
             raise FuncbenchError(f"{source}: '{key}': {exc.message}") from None
+        if problem := out_of_bounds(param.name, converted):
+            raise FuncbenchError(f"{source}: '{key}' {problem}")
+        return converted
     if isinstance(kind, click.Choice):
         if value not in kind.choices:
             raise wrong(f"one of {', '.join(map(str, kind.choices))}")

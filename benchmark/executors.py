@@ -27,13 +27,14 @@ import multiprocessing
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import FuncbenchError, describe_exception
+from .errors import FuncbenchError, ResourceError, describe_exception
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
@@ -64,7 +65,29 @@ class TaskFailed(Generic[Task]):
     """A task that raised on every try; the run goes on without it."""
 
     task: Task
-    error: str
+    error: str  # one line: the exception and where it was raised
+    traceback: str = ""  # the whole traceback, for -v
+
+
+def traced(fn: Callable[[Task], Result], task: Task) -> Result:
+    """`fn(task)`, its exception (if any) carrying where it was raised and its traceback as text.
+
+    Run on the worker side: an exception pickled back from a worker process
+    loses its frames, and with them the plugin's file and line.
+    """
+    try:
+        return fn(task)
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames and not getattr(exc, "where", None):
+            exc.where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}"
+        exc.remote_traceback = "".join(traceback.format_exception(exc))
+        raise
+
+
+def failure(task: Task, exc: BaseException) -> TaskFailed:
+    return TaskFailed(task, describe_exception(exc), getattr(exc, "remote_traceback", "")
+                      or "".join(traceback.format_exception(exc)))
 
 
 class Executor(Protocol):
@@ -114,7 +137,7 @@ def run_local(fn: Callable[[Task], Result], tasks: Iterable[Task], jobs: int) ->
             try:
                 yield fn(task)
             except Exception as exc:  # noqa: BLE001 - the task's failure is reported, the run goes on
-                yield TaskFailed(task, describe_exception(exc))
+                yield failure(task, exc)
         return
     threads = max(1, usable_cores() // jobs)
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
@@ -126,13 +149,13 @@ def run_local(fn: Callable[[Task], Result], tasks: Iterable[Task], jobs: int) ->
             task = pending.pop(future)
             error = future.exception()
             if isinstance(error, BrokenProcessPool):
-                raise FuncbenchError("a worker process died (out of memory, or killed); finished cells are saved: "
+                raise ResourceError("a worker process died (out of memory, or killed); finished cells are saved: "
                                      "run the same command again to resume, with fewer --jobs if memory is short")
-            yield TaskFailed(task, describe_exception(error)) if error is not None else future.result()
+            yield failure(task, error) if error is not None else future.result()
 
     try:
         for task in tasks:
-            pending[pool.submit(fn, task)] = task
+            pending[pool.submit(traced, fn, task)] = task
             while len(pending) >= 2 * jobs:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 yield from finished(done)
@@ -140,17 +163,17 @@ def run_local(fn: Callable[[Task], Result], tasks: Iterable[Task], jobs: int) ->
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             yield from finished(done)
     except GeneratorExit:  # the caller stopped reading (its own error or interrupt): nothing more can be handed back
-        _stop(pool)
+        stop_pool(pool)
         raise
     except BaseException:
         done = {f for f in pending if f.done() and not f.cancelled() and f.exception() is None}
-        _stop(pool)
+        stop_pool(pool)
         yield from finished(done)
         raise
     pool.shutdown(wait=True)
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
+def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel the queued tasks and end the workers now (the pool would wait for the running ones)."""
     workers = list((getattr(pool, "_processes", None) or {}).values())  # no public way to reach them
     pool.shutdown(wait=False, cancel_futures=True)
@@ -189,11 +212,11 @@ def _start_worker(threads: int, parent: int) -> None:
     # handler the parent had installed when it forked.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with(parent)
+    die_with(parent)
     _limit_threads(threads)
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """End this worker when the parent dies, even by SIGKILL, instead of waiting on its queue forever."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -326,7 +349,7 @@ class DaskExecutor:
                 error = future.exception()
             except (Exception, asyncio.CancelledError) as exc:  # a cancelled future raises instead of returning
                 error = exc
-            return TaskFailed(task, describe_exception(error))
+            return failure(task, error)
         finally:
             future.release()
 
@@ -351,4 +374,4 @@ def _on_dask_worker(fn: Callable[[Task], Result], task: Task, threads_by_host: d
     if _dask_threads != threads:
         _limit_threads(threads)
         _dask_threads = threads
-    return fn(task)
+    return traced(fn, task)

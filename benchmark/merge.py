@@ -48,6 +48,12 @@ def merge_runs(folders: list[Path], out: Path) -> tuple[Path, dict, dict[str, pd
     runs = [_Run(folder, *read_run(folder)) for folder in folders]
     owner = _check_agreement(runs)
     store = RunStore.open(out)
+    with store.locked():
+        return _write_merged(runs, owner, store)
+
+
+def _write_merged(runs: list[_Run], owner: dict[tuple[str, str], tuple[_Run, str]],
+                  store: RunStore) -> tuple[Path, dict, dict[str, pd.DataFrame]]:
     results: dict[str, CellResult] = {}
     for (target, model), (run, cell_id) in owner.items():
         if cell_id in results:
@@ -61,7 +67,7 @@ def merge_runs(folders: list[Path], out: Path) -> tuple[Path, dict, dict[str, pd
     tables = store.consolidate(results, known=results)
     meta = _merged_meta(runs, tables)
     store.write_json("run.json", meta)
-    return out, meta, tables
+    return store.root, meta, tables
 
 
 def _check_agreement(runs: list[_Run]) -> dict[tuple[str, str], tuple[_Run, str]]:
@@ -120,6 +126,10 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
         "targets": targets,
         "models": models,
         "problems": [p for run in runs for p in run.meta.get("problems", [])],
+        # A pair one run failed on and another trained is no failure of the merged run.
+        "failed_cells": [c for run in runs for c in run.meta.get("failed_cells", [])
+                         if not ((tables["results"]["target"] == c["target"])
+                                 & (tables["results"]["model"] == c["model"])).any()],
         "execution": {"executor": "merge", "runs": len(runs)},
         "counts": run_counts(tables["results"], int(tables["results"]["cell"].nunique()), 0, 0, config["seeds"]),
         "merged_from": [

@@ -3,7 +3,8 @@
 A cell is one (target, model) pair with all its seeds: the unit that trains
 as one vectorised ensemble, is stored as one atomic write and is skipped on
 resume. Its id hashes everything that determines its result, so a changed
-setting is a new cell, never a stale reuse.
+setting, or edited code, is a new cell, never a stale reuse (see
+`benchmark.fingerprint` for what the id covers).
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from . import __version__
 from .checks import check_target
 from .config import RunConfig
 from .errors import FuncbenchError, describe_exception
+from .fingerprint import (
+    code_fingerprint,
+    library_versions,
+    origin_fingerprint,
+    stable_hash,
+)
 from .models import DEFAULT_MODELS, ModelSpec, TrainSettings
-from .registry import Kind, Registry, Target, code_fingerprint, stable_hash
+from .registry import Kind, Registry, Target
 from .selection import parse_selection
 
 
@@ -37,12 +44,13 @@ class Cell:
             {
                 "target": self.target.fingerprint(),
                 "model": [self.model.name, dict(self.model.params), self.model.description,
-                          code_fingerprint(self.model.build)],
+                          code_fingerprint(self.model.build), origin_fingerprint(self.model.build)],
                 "seeds": list(self.seeds),
                 "settings": asdict(self.settings),
                 "samples": [self.samples, self.eval_samples],
                 "device": self.device,
                 "version": __version__,
+                "libraries": library_versions(),
             }
         )[:16]
 
@@ -85,7 +93,7 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
     """
     chosen_targets, target_problems = _select(registry, "target", config.targets)
     models, model_problems = _select(registry, "model", config.models)
-    problems = registry.problems + target_problems + model_problems
+    problems = registry.failed_plugins + target_problems + model_problems
     targets = []
     for made in chosen_targets:
         problem = check_target(made)
@@ -128,6 +136,28 @@ def train_settings(config: RunConfig, model: ModelSpec) -> TrainSettings:
     return replace(settings, reg_start=start, reg_end=end)
 
 
+def setting_warnings(config: RunConfig, plan: Plan) -> list[str]:
+    """Settings that are accepted but do nothing, or next to nothing, each said in one line."""
+    warnings = []
+    for settings in dict.fromkeys(cell.settings for cell in plan.cells):  # one per distinct setting
+        total = settings.total_steps(config.samples)
+        if config.reg_start is not None and config.reg_start >= total:
+            warnings.append(f"--reg-start {config.reg_start} is at or after the last of {total:,} steps: "
+                            "the sparsity regulariser never applies")
+        elif config.reg_end is not None and config.reg_end > total:
+            warnings.append(f"--reg-end {config.reg_end} is after the last of {total:,} steps: "
+                            "the sparsity regulariser never reaches full strength")
+        interval = settings.evaluation_interval(config.samples)
+        evaluations = 1 + total // interval + (1 if total % interval else 0)  # step 0 and the last step too
+        if settings.by_steps and evaluations < 5:
+            warnings.append(f"--eval-every {settings.eval_every} with {total:,} steps scores only {evaluations} "
+                            "checkpoints to keep the best of; lower --eval-every")
+        if not settings.by_steps and settings.batch_size > config.samples:
+            warnings.append(f"--batch-size {settings.batch_size} is more than the {config.samples:,} training samples: "
+                            "every step is one full batch")
+    return list(dict.fromkeys(warnings))
+
+
 def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[str]]:
     """The targets or model specs a selection configures, and the entries that could not be built.
 
@@ -144,6 +174,8 @@ def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[
         chosen = [(registry.entry(kind, s.name), dict(s.params)) for s in parse_selection(text, f"{kind} selection")]
     made, problems = [], []
     for entry, params in chosen:
+        if (kind, entry.name) in registry.conflicts:  # the run selects a name two plugins define
+            problems.append(registry.conflicts[(kind, entry.name)])
         try:
             made.append(entry.create(**params))
         except FuncbenchError as exc:

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .errors import FuncbenchError, describe_exception
+from .fingerprint import SOURCE_ATTRIBUTE
 from .registry import Entry, Registry
 
 ENTRY_POINT_GROUP = "funcbench.targets"
@@ -61,6 +62,7 @@ def load_registry(plugins: Iterable[str] = (), files: Mapping[str, tuple[str, st
             raise
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin calling sys.exit() is a failed import too
             registry.problems.append(f"{origin}: failed to import: {describe_exception(exc)}")
+            registry.failed_plugins.append(registry.problems[-1])
             continue
         _collect(registry, module, origin)
     return registry
@@ -95,6 +97,7 @@ def import_plugin(spec: str, text: str | None = None) -> ModuleType:
         module_spec = importlib.util.spec_from_file_location(name, path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
+        setattr(module, SOURCE_ATTRIBUTE, path.read_text(encoding="utf-8"))
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
@@ -117,6 +120,7 @@ def _module_from_text(path: str, text: str) -> ModuleType:
     linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)
     module = ModuleType(name)
     module.__file__ = path
+    setattr(module, SOURCE_ATTRIBUTE, text)
     sys.modules[name] = module
     try:
         exec(compile(text, path, "exec"), module.__dict__)

@@ -10,9 +10,7 @@ registers anything twice.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import math
 import re
 import typing
@@ -24,6 +22,7 @@ import numpy as np
 
 from .domains import Domain, Region, diagonal_line
 from .errors import FuncbenchError, unknown_name
+from .fingerprint import code_fingerprint, origin_fingerprint, stable_hash
 
 Kind = Literal["target", "model", "suite"]
 #: What a name in a selection may look like; `all` and `default` select groups.
@@ -129,27 +128,15 @@ class Target:
         }
 
     def fingerprint(self) -> str:
-        """A hash of the target's definition, its function's code included.
+        """A hash of the target's definition: its functions' code and everything they are defined among.
 
-        Part of a cell's identity: editing a plugin's function or domains
-        makes new cells rather than reusing results of the old definition.
+        Part of a cell's identity: editing a plugin's function, a helper or a
+        constant it uses, or its domains makes new cells rather than reusing
+        results of the old definition (see `benchmark.fingerprint`).
         """
-        code = [code_fingerprint(f) for f in (self.fn, self.near_exact, self.seeded) if f is not None]
+        code = [[code_fingerprint(f), origin_fingerprint(f)] for f in (self.fn, self.near_exact, self.seeded)
+                if f is not None]
         return stable_hash([self.describe(), *code])
-
-
-def code_fingerprint(fn: Callable) -> str:
-    """The source of a function where Python can find it, else its bytecode and constants."""
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        return repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
-
-
-def stable_hash(payload: object) -> str:
-    """sha256 of a JSON rendering with sorted keys: equal payloads, equal hashes, across runs."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -364,12 +351,20 @@ def _type_phrase(kind: type) -> str:
 
 @dataclass
 class Registry:
-    """Every entry known to this run, and the problems met while loading them."""
+    """Every entry known to this run, and the problems met while loading them.
+
+    `problems` are all of them, for `bench list`. A run fails (exit 1) only
+    for those that concern it: a ``--plugin`` it was given that could not be
+    imported (`failed_plugins`), or a name it selects that two plugins
+    define (`conflicts`); the rest are warnings.
+    """
 
     targets: dict[str, Entry] = field(default_factory=dict)
     models: dict[str, Entry] = field(default_factory=dict)
     suites: dict[str, Entry] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    failed_plugins: list[str] = field(default_factory=list)
+    conflicts: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name): the problem
 
     def table(self, kind: Kind) -> dict[str, Entry]:
         return {"target": self.targets, "model": self.models, "suite": self.suites}[kind]
@@ -387,10 +382,10 @@ class Registry:
             if known.factory is entry.factory and known.parameters == entry.parameters:
                 return  # the same definition reached twice, e.g. re-imported by another plugin
             first = table[entry.name].origin
-            self.problems.append(
-                f"{entry.origin}: {entry.kind} '{entry.name}' is already registered by {first}; "
-                f"the second definition is ignored (rename it)"
-            )
+            problem = (f"{entry.origin}: {entry.kind} '{entry.name}' is already registered by {first}; "
+                       f"the second definition is ignored (rename it)")
+            self.problems.append(problem)
+            self.conflicts[(entry.kind, entry.name)] = problem
             return
         table[entry.name] = entry
 

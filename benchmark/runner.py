@@ -35,11 +35,12 @@ from .data import Split, sample_splits
 from .errors import FuncbenchError, describe_exception
 from .evaluate import DIVERGED, CellResult, evaluate_cell
 from .executors import Executor, LocalExecutor, TaskFailed
+from .fingerprint import stable_hash
 from .plan import Cell, Plan, build_plan
 from .plugins import load_registry, plugin_sources
-from .registry import Target, stable_hash
+from .registry import Target
 from .statistics import success_thresholds
-from .store import SCHEMA_VERSION, RunStore
+from .store import SCHEMA_VERSION, IncompleteCell, RunStore
 from .train import data_shape, group_key, train_cells
 
 log = logging.getLogger(__name__)
@@ -80,27 +81,37 @@ def execute(
     clock = time.perf_counter()
     trained = reused = 0
     problems: list[str] = []
+    failed_cells: list[dict[str, str]] = []
     recorded = {"options": dict(options)} if options is not None else {}
-    store.write_json("run.json", {**run_metadata(plan, config, started, None, problems), **recorded})
+    if not (store.root / "run.json").exists():  # a run.json from before stays readable until this run's replaces it
+        store.write_json("run.json", {**run_metadata(plan, config, started, None, problems), **recorded})
+    results: dict[str, CellResult] = {}
     pending: dict[Target, list[Cell]] = {}
     for cell in plan.cells:
-        if force or not store.has_cell(cell.id):
-            pending.setdefault(cell.target, []).append(cell)
-        else:
-            reused += 1
-            on_cell(cell, True)
+        if not force and store.has_cell(cell.id):
+            try:
+                results[cell.id] = store.read_cell(cell.id)
+            except IncompleteCell as exc:
+                log.warning(f"cell {cell.target.label} x {cell.model.label} in {store.cells / cell.id} does not read "
+                            f"back whole ({exc}); it is trained again")
+            else:
+                reused += 1
+                on_cell(cell, True)
+                continue
+        pending.setdefault(cell.target, []).append(cell)
     source = PlanSource.of(config)
     _PLANS[source.key] = {cell.id: cell for cell in plan.cells}  # forked workers find the plan built
     failed: set[str] = set()
-    results: dict[str, CellResult] = {}
     work = layout(pending, config, batch_cells)
     ensembles = sum(len(group) for _, group in work)
     for outcome in executor.run(train_group, _group_tasks(work, problems, source), ensembles):
         if isinstance(outcome, TaskFailed):
             cells = [_PLANS[source.key][cell_id] for cell_id in outcome.task.cell_ids]
             names = ", ".join(f"{c.target.label} x {c.model.label}" for c in cells)
-            problems.append(f"cells {names} failed ({outcome.error}) and are left out; "
-                            "run the same command again to retry them")
+            problems.append(f"cells {names} failed ({outcome.error}) and are left out; {_advice(outcome.error)}")
+            failed_cells += [{"target": c.target.label, "model": c.model.label, "error": outcome.error} for c in cells]
+            if outcome.traceback:
+                log.debug(f"the traceback of {names}:\n{outcome.traceback.rstrip()}")
             continue
         if outcome.finished and log.isEnabledFor(logging.DEBUG):
             cells = (_PLANS[source.key][cell_id] for cell_id, _ in outcome.finished)
@@ -114,19 +125,29 @@ def execute(
             if label not in failed:  # every model of a target meets the same failing batch; say it once
                 failed.add(label)
                 problems.append(problem)
-    finished_cells = [c for c in plan.cells if store.has_cell(c.id)]
+    finished_cells = [c for c in plan.cells if c.id in results]
     if not finished_cells:
         raise FuncbenchError("no target could be run: " + problems[-1])
-    tables = store.consolidate((c.id for c in finished_cells), known=results)
     # A target skipped while its data was drawn is in the problems, not the report.
     ran = replace(plan, targets=[t for t in plan.targets if any(c.target is t for c in finished_cells)])
+    meta = {**run_metadata(ran, config, started, None, problems), **recorded, "failed_cells": failed_cells}
+    # Unfinished while the run-level tables are rewritten: a kill in between leaves no mix passed off as a run.
+    store.write_json("run.json", meta)
+    tables = store.consolidate((c.id for c in finished_cells), known=results)
     finished = dt.datetime.now(dt.timezone.utc)
-    meta = {**run_metadata(ran, config, started, finished, problems), **recorded}
+    meta.update(run_metadata(ran, config, started, finished, problems))
     # How the work was cut: it changes the times in results.train_seconds, never a number.
     meta["execution"] = {**executor.describe(), "cell_batching": batch_cells}
     meta["counts"] = run_counts(tables["results"], len(finished_cells), trained, reused, config.seeds)
     store.write_json("run.json", meta)
     return RunOutcome(tables, trained, reused, time.perf_counter() - clock, problems)
+
+
+def _advice(error: str) -> str:
+    """What to do about a failed task: a retry helps only where the failure was the machine's, not the code's."""
+    if error.startswith("MemoryError"):
+        return "they need more memory than this machine has: use fewer --seeds or --samples, or a smaller model"
+    return "fix the cause and run the same command again to train them (-v shows the traceback)"
 
 
 def run_counts(results: pd.DataFrame, cells: int, trained: int, reused: int, seeds: int) -> dict[str, int]:

@@ -29,16 +29,17 @@ Layout of ``reports/<run-id>/`` (schema version 2):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import FuncbenchError
+from .errors import FuncbenchError, os_error_in, write_failure
 from .evaluate import CellResult
 
 SCHEMA_VERSION = 2
@@ -48,6 +49,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 TABLES = ("results", "probes", "params", "formulas", "curves", "evaluations", "lines", "linearity")
 PARTIAL = ".partial"
+#: The file every command that writes into a run folder holds locked while it does.
+LOCK = ".lock"
+#: Staging folders: a cell being written, a report being drawn.
+STAGING = (".tmp-", ".report-")
+
+
+class IncompleteCell(Exception):
+    """A cell folder that does not read back whole (a table missing, truncated or unreadable)."""
 
 
 class RunStore:
@@ -67,48 +76,140 @@ class RunStore:
             probe.close()
         except OSError as exc:
             raise FuncbenchError(f"cannot write to '{root}': {exc.strerror}; choose another folder with --out") from None
-        store = cls(root)
-        # Left by a run killed mid-write: half-written cells and files.
-        for stale in store.cells.glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        for stale in root.glob(f".*{PARTIAL}"):
+        return cls(root)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[RunStore]:
+        """Hold the run folder for this command: a second command on the same folder is refused in one line.
+
+        The lock is the operating system's (filelock's flock), so it goes
+        with its process, however that ends: a killed run never leaves the
+        folder locked. Under it, what a killed command left half-written is
+        cleared, since no one else can be writing it.
+        """
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.root / LOCK, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise FuncbenchError(
+                f"run folder '{self.root}' is in use by another bench command; "
+                "wait for it to finish, or choose another --run-id or --out"
+            ) from None
+        try:
+            self._clear_staging()
+            yield self
+        finally:
+            lock.release()
+
+    def _clear_staging(self) -> None:
+        for folder in (self.cells, self.root):
+            for stale in folder.glob(".*"):
+                if stale.name.startswith(STAGING) and stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.root.glob(f".*{PARTIAL}"):
             stale.unlink(missing_ok=True)
-        return store
+
+    def claim(self, config: Mapping, replace: bool) -> None:
+        """Make sure the folder holds this configuration's run, or none: never another run, silently replaced.
+
+        A folder whose run.json records another configuration is refused in
+        one line naming the settings that differ, unless `replace`, which
+        empties it first.
+        """
+        meta_path = self.root / "run.json"
+        others = [p.name for p in self.root.iterdir() if p.name not in ("cells", LOCK) and not p.name.startswith(".")]
+        if replace:
+            self._empty()
+            return
+        if not meta_path.exists():
+            if others:
+                raise FuncbenchError(f"'{self.root}' is not empty and holds no funcbench run (no run.json); "
+                                     "choose another --run-id or --out")
+            return
+        try:  # only its configuration matters here: a run.json damaged elsewhere is rewritten by this run
+            recorded = json.loads(meta_path.read_text(encoding="utf-8"))["config"]
+            if not isinstance(recorded, dict):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise FuncbenchError(f"'{meta_path}' is unreadable, so the run in '{self.root}' cannot be resumed; "
+                                 "give --replace to start it again there, or choose another --run-id") from None
+        changed = changed_settings(recorded, dict(config))
+        if changed:
+            raise FuncbenchError(f"run folder '{self.root}' holds another run ({'; '.join(changed)}); "
+                                 "choose another --run-id, or give --replace to replace it")
+
+    def _empty(self) -> None:
+        for path in self.root.iterdir():
+            if path.name == LOCK:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        self.cells.mkdir()
 
     def has_cell(self, cell_id: str) -> bool:
         return (self.cells / cell_id).is_dir()
 
     def write_cell(self, cell_id: str, result: CellResult) -> None:
         final = self.cells / cell_id
-        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{cell_id}-", dir=self.cells))
-        staging.chmod(0o777 & ~_UMASK)
-        for table in TABLES:
-            getattr(result, table).to_parquet(staging / f"{table}.parquet", index=False)
-        if final.exists():  # recomputed with --force: the new result replaces the old
-            shutil.rmtree(final)
-        staging.rename(final)
+        with self._writing(self.cells):
+            staging = Path(tempfile.mkdtemp(prefix=f".tmp-{cell_id}-", dir=self.cells))
+            try:
+                staging.chmod(0o777 & ~_UMASK)
+                for table in TABLES:
+                    getattr(result, table).to_parquet(staging / f"{table}.parquet", index=False)
+                if final.exists():  # recomputed with --force: the new result replaces the old
+                    shutil.rmtree(final)
+                staging.rename(final)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
 
-    def read_cell(self, cell_id: str, table: str) -> pd.DataFrame:
-        return pd.read_parquet(self.cells / cell_id / f"{table}.parquet")
-
-    def consolidate(self, cell_ids: Iterable[str], known: Mapping[str, CellResult] | None = None) -> dict[str, pd.DataFrame]:
-        """Gather the planned cells into the run-level tables and write them.
-
-        Cells in `known` (those this process just wrote) are taken from memory
-        instead of being read back.
-        """
-        cell_ids, known = list(cell_ids), known or {}
+    def read_cell(self, cell_id: str) -> CellResult:
+        """A finished cell's tables, or IncompleteCell saying what is wrong with it."""
+        folder = self.cells / cell_id
         tables = {}
         for table in TABLES:
-            parts = [getattr(known[c], table) if c in known else self.read_cell(c, table) for c in cell_ids]
+            path = folder / f"{table}.parquet"
+            if not path.is_file():
+                raise IncompleteCell(f"{path.name} is missing")
+            try:
+                tables[table] = pd.read_parquet(path)
+            except Exception as exc:  # noqa: BLE001 - pyarrow has many ways to say a file is damaged
+                raise IncompleteCell(f"{path.name} is unreadable ({type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+        return CellResult(**tables)
+
+    def consolidate(self, cell_ids: Iterable[str], known: Mapping[str, CellResult]) -> dict[str, pd.DataFrame]:
+        """Gather the cells (`known`: their tables, by id) into the run-level tables and write them."""
+        cell_ids, tables = list(cell_ids), {}
+        for table in TABLES:
+            parts = [getattr(known[c], table) for c in cell_ids]
             parts = [p for p in parts if len(p)] or parts[:1]
             tables[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-            atomic_write(self.root / f"{table}.parquet", lambda path, t=tables[table]: t.to_parquet(path, index=False))
+            with self._writing(self.root):
+                atomic_write(self.root / f"{table}.parquet", lambda path, t=tables[table]: t.to_parquet(path, index=False))
         return tables
 
     def write_json(self, name: str, payload: dict) -> None:
         text = json.dumps(payload, indent=2, default=str) + "\n"
-        atomic_write(self.root / name, lambda path: path.write_text(text))
+        with self._writing(self.root):
+            atomic_write(self.root / name, lambda path: path.write_text(text))
+
+    @contextlib.contextmanager
+    def _writing(self, where: Path) -> Iterator[None]:
+        """A full disk or a folder that cannot be written is one line, saying that finished cells are kept."""
+        try:
+            yield
+        except Exception as exc:
+            cause = os_error_in(exc)
+            if cause is None:
+                raise
+            raise write_failure(cause, where, f"finished cells are saved in {self.root}; "
+                                "free some space and run the same command again to resume") from None
 
 
 def atomic_write(path: Path, write) -> None:
@@ -129,14 +230,43 @@ def atomic_write(path: Path, write) -> None:
 GRID_SETTINGS = ("targets", "models", "suite", "plugins")
 
 
+def changed_settings(a: Mapping, b: Mapping, skip: Iterable[str] = ()) -> list[str]:
+    """The keys two configurations differ in, as 'epochs 5 -> 6'."""
+    skip = set(skip)
+    return [f"{key} {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(set(a) | set(b))
+            if key not in skip and _comparable(a.get(key)) != _comparable(b.get(key))]
+
+
+def _comparable(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value  # run.json stores tuples as lists
+
+
 def differing_settings(a: dict, b: dict) -> list[str]:
     """What two runs' run.json differ in, the grid aside: settings and funcbench version, as 'epochs 5 -> 6'."""
-    changed = [f"{key} {a['config'].get(key)!r} -> {b['config'].get(key)!r}"
-               for key in sorted(set(a["config"]) | set(b["config"]))
-               if key not in GRID_SETTINGS and a["config"].get(key) != b["config"].get(key)]
+    changed = changed_settings(a["config"], b["config"], skip=GRID_SETTINGS)
     if a.get("funcbench_version") != b.get("funcbench_version"):
         changed.append(f"funcbench {a.get('funcbench_version')} -> {b.get('funcbench_version')}")
     return changed
+
+
+def read_meta(root: Path, finished: bool = True) -> dict:
+    """A run folder's run.json, checked against its schema (`RUN_JSON`); with `finished`, only a finished run's."""
+    meta_path = Path(root) / "run.json"
+    if not meta_path.is_file():
+        raise FuncbenchError(f"'{root}' is not a funcbench run folder (no run.json)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FuncbenchError(f"'{meta_path}' is unreadable or corrupted: {exc}") from None
+    if isinstance(meta, dict) and meta.get("schema_version") != SCHEMA_VERSION:
+        raise FuncbenchError(
+            f"run folder '{root}' has schema version {meta.get('schema_version')}, "
+            f"this funcbench reads version {SCHEMA_VERSION}"
+        )
+    _check_schema(meta, meta_path)
+    if finished and meta.get("finished") is None:
+        raise FuncbenchError(f"the run in '{root}' did not finish; run its `bench run` command again to resume it")
+    return meta
 
 
 def read_run(root: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
@@ -144,19 +274,64 @@ def read_run(root: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     root = Path(root)
     if root.name == "run.json" and root.is_file():
         root = root.parent
-    meta_path = root / "run.json"
-    if not meta_path.is_file():
-        raise FuncbenchError(f"'{root}' is not a funcbench run folder (no run.json)")
+    meta = read_meta(root)
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("finished") is None:
-            raise FuncbenchError(f"the run in '{root}' did not finish; run its `bench run` command again to resume it")
         tables = {t: pd.read_parquet(root / f"{t}.parquet") for t in TABLES}
-    except (OSError, ValueError) as exc:
-        raise FuncbenchError(f"run folder '{root}' is unreadable or corrupted: {exc}") from None
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise FuncbenchError(
-            f"run folder '{root}' has schema version {meta.get('schema_version')}, "
-            f"this funcbench reads version {SCHEMA_VERSION}"
-        )
+    except Exception as exc:  # noqa: BLE001 - a missing, truncated or foreign file, as pyarrow says it
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FuncbenchError(f"run folder '{root}' has an unreadable or corrupted table ({reason}); "
+                             "run its `bench run` command again to rebuild it from its cells") from None
+    missing = sorted(set(tables["results"]["target"]) - {t["label"] for t in meta["targets"]})
+    if missing:
+        raise FuncbenchError(f"'{root / 'run.json'}' does not describe target(s) {', '.join(missing)} that its "
+                             "results hold; run its `bench run` command again to rewrite it")
     return meta, tables
+
+
+#: What the report and the other readers take from run.json (JSON Schema): checked on reading, so that a
+#: hand-edited file is one line naming what is wrong, never a KeyError deep in the report.
+RUN_JSON = {
+    "type": "object",
+    "required": ["schema_version", "funcbench_version", "config", "started", "finished", "targets", "models",
+                 "problems"],
+    "properties": {
+        "config": {"type": "object", "required": ["targets", "models", "seeds"],
+                   "properties": {"seeds": {"type": "integer", "minimum": 1}}},
+        "started": {"type": "string"},
+        "finished": {"type": ["string", "null"]},
+        "duration_seconds": {"type": ["number", "null"]},
+        "problems": {"type": "array", "items": {"type": "string"}},
+        "targets": {"type": "array", "items": {
+            "type": "object",
+            "required": ["label", "name", "params", "description", "inputs", "domain", "extrapolation",
+                         "probes", "linear_solution", "line"],
+            "properties": {
+                "label": {"type": "string"}, "name": {"type": "string"}, "params": {"type": "object"},
+                "description": {"type": "string"}, "inputs": {"type": "array", "items": {"type": "string"}},
+                "domain": {"type": "string"}, "extrapolation": {"type": "object",
+                                                                "additionalProperties": {"type": "string"}},
+                "probes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "linear_solution": {"oneOf": [{"type": "null"}, {
+                    "type": "object", "required": ["weights", "bias"],
+                    "properties": {"weights": {"type": "array", "items": {"type": "number"}},
+                                   "bias": {"type": "number"}}}]},
+                "line": {"type": "object", "required": ["origin", "direction", "from", "to"]},
+            }}},
+        "models": {"type": "array", "items": {"type": "object", "required": ["label"],
+                                              "properties": {"label": {"type": "string"}}}},
+        "counts": {"type": "object"},
+        "machine": {"type": "object"},
+        "versions": {"type": "object"},
+        "failed_cells": {"type": "array", "items": {"type": "object", "required": ["target", "model", "error"]}},
+    },
+}
+
+
+def _check_schema(meta: object, path: Path) -> None:
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(RUN_JSON).iter_errors(meta))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path) or "the top level"
+        raise FuncbenchError(f"'{path}' is not a valid run.json: at {where.lstrip('.')}, {error.message}; "
+                             "run its `bench run` command again to rewrite it")

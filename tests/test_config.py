@@ -128,7 +128,7 @@ def test_every_run_option_has_a_config_key():
         ('executor = "slurm"\n', ["'executor' must be one of local, dask"]),
         ("lr = 0.1\nlearning_rate = 0.2\n", ["'lr' and 'learning_rate' set the same option"]),
         ("seeds = \n", ["is not valid TOML"]),
-        ("seeds = 0\n", ["--seeds must be between 1 and"]),  # parsed, then checked like the option
+        ("seeds = 0\n", ["f.toml", "'seeds' must be between 1 and"]),  # parsed, then checked like the option
         ("jobs = -1\n", ["f.toml: 'jobs': -1 is not in the range x>=0"]),
         ('targets = "additon"\n', ["unknown target 'additon'"]),
     ],

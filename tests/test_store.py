@@ -63,12 +63,18 @@ def test_rerunning_the_same_command_reuses_every_cell(bench):
     assert "(6 trained, 0 reused)" in changed.stdout
 
 
-def test_a_changed_setting_in_the_same_folder_is_a_new_cell(bench):
+def test_a_named_folder_holding_another_configuration_is_refused_unless_replaced(bench):
     first = bench("run", *SMALL, "--run-id", "mine")
-    changed = bench("run", *SMALL[:-1], "12", "--run-id", "mine")
+    before = {p: p.read_bytes() for p in first.run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    refused = bench("run", *SMALL[:-1], "12", "--run-id", "mine")
+    assert_one_line_error(refused, "holds another run (epochs 10 -> 12)", "--replace")
+    assert {p: p.read_bytes() for p in first.run_dir.rglob("*") if p.is_file() and p.name != ".lock"} == before
+
+    changed = bench("run", *SMALL[:-1], "12", "--run-id", "mine", "--replace")
     assert changed.run_dir == first.run_dir
     assert "(6 trained, 0 reused)" in changed.stdout
     assert set(changed.table("curves")["step"]) == set(range(5, 61, 5))  # 12 epochs of 5 batches
+    assert len(list((changed.run_dir / "cells").iterdir())) == 6  # the old run's cells went with it
 
 
 def test_a_run_killed_with_sigkill_resumes_without_losing_or_repeating_cells(tmp_path):

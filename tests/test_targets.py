@@ -20,7 +20,7 @@ REQUIRED = {"addition", "subtraction", "weighted_sum", "product", "square", "div
 
 def test_every_required_builtin_is_registered_through_the_entry_point():
     assert REQUIRED <= set(REGISTRY.targets)
-    assert {REGISTRY.targets[name].origin for name in REQUIRED} == {"entry point 'builtin' (targets)"}
+    assert {REGISTRY.targets[name].origin for name in REQUIRED} == {"entry point 'builtin' (funcbench_targets)"}
     assert REGISTRY.problems == []
 
 

@@ -20,6 +20,7 @@ from .base import (
     TrainingData,
     TrainingLog,
     TrainSettings,
+    layer_sizes,
 )
 from .torch_ensemble import StackedLinear, StackedMLP, TorchEnsemble, seed_generators
 
@@ -34,7 +35,7 @@ def linear() -> ModelSpec:
     def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str) -> Model:
         return TorchEnsemble(StackedLinear(len(inputs), 1, seed_generators(seeds)), inputs, seeds, device)
 
-    return ModelSpec(build, "single linear unit", learning_rate=0.1)
+    return ModelSpec(build, "single linear unit", learning_rate=0.1, size=lambda d: layer_sizes([d, 1]))
 
 
 @model_family(description="multilayer perceptron; depth = hidden layers (default: 2 x 64, ReLU)")
@@ -49,7 +50,8 @@ def mlp(width: int = 64, depth: int = 2, act: Literal["relu", "tanh", "gelu", "s
         widths = [len(inputs), *([width] * depth), 1]
         return TorchEnsemble(StackedMLP(widths, act, seed_generators(seeds)), inputs, seeds, device)
 
-    return ModelSpec(build, f"MLP {depth} x {width}, {act}", learning_rate=0.01)
+    return ModelSpec(build, f"MLP {depth} x {width}, {act}", learning_rate=0.01,
+                     size=lambda d: layer_sizes([d, *([width] * depth), 1]))
 
 
 mlp_tanh = preset(mlp, "mlp_tanh", "smooth MLP: 2 hidden layers of 64, tanh", act="tanh")

@@ -134,6 +134,12 @@ class Model(Protocol):
         ...
 
 
+def layer_sizes(widths: Sequence[int], gates: int = 1) -> tuple[int, int]:
+    """(parameters, activations per sample) of dense layers of these widths, each with `gates` weight matrices."""
+    parameters = sum(gates * a * b + b for a, b in zip(widths, widths[1:]))
+    return parameters, gates * sum(widths)
+
+
 @dataclass(frozen=True, eq=False)
 class ModelSpec:
     """A configured model family: how to build its ensemble and train it.
@@ -146,6 +152,9 @@ class ModelSpec:
     build: Callable[[tuple[str, ...], Sequence[int], str], Model]
     description: str
     learning_rate: float | None  # Adam's default for the family; None where it does not use one
+    #: (parameters, activations per sample) of one member with d inputs, for the run's memory estimate
+    #: (`benchmark.resources`); None where the family cannot say (scikit-learn's).
+    size: Callable[[int], tuple[int, int]] | None = None
     # Filled in by the registry, as for targets.
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)

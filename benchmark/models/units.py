@@ -36,7 +36,7 @@ from torch import nn
 
 from ..formula import Affine, Expression, GatedProduct, Input, PowerProduct
 from ..registry import model_family
-from .base import Model, ModelSpec
+from .base import Model, ModelSpec, layer_sizes
 from .torch_ensemble import TorchEnsemble, seed_generators
 
 #: Added to |x| before the log of NAC* and NALU, as in the reference code.
@@ -199,7 +199,9 @@ def _unit_spec(first: UnitKind, last: UnitKind, hidden: int, sparsity: float = 0
         return TorchEnsemble(UnitNetwork(layers, sparsity), inputs, seeds, device)
 
     shape = f"{first.upper()} -> {last.upper()}, {hidden} hidden" if hidden else f"one {last.upper()} layer"
-    return ModelSpec(build, shape.replace("_MUL", "*"), learning_rate=UNIT_LEARNING_RATE)
+    # Up to three weight matrices a layer (NALU: W^, M^ and its gate).
+    return ModelSpec(build, shape.replace("_MUL", "*"), learning_rate=UNIT_LEARNING_RATE,
+                     size=lambda d: layer_sizes([d, hidden, 1] if hidden else [d, 1], gates=3))
 
 
 #: Adam's learning rate for the units outside the published protocols (which set 1e-3).

@@ -22,6 +22,9 @@ import functools
 import multiprocessing
 import os
 import re
+import shutil
+import signal
+import tempfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,17 +33,21 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from ..errors import os_error_in, write_failure
 from ..evaluate import OK
+from ..executors import die_with, stop_pool
 from ..statistics import protocol_summary, with_nalu_score
 from ..store import TABLES, atomic_write
 from .tables import (
     EXACT,
     FITS,
     VERDICT_STYLES,
+    cell_states,
     cell_summary,
     formula_summary,
     leaderboard,
     median_probes,
+    missing_cells,
     success_table,
     target_summary,
     target_table,
@@ -52,43 +59,81 @@ __all__ = ["write_report", "write_comparison", "target_summary"]
 SPLIT_ERRORS = ("interpolation", "extrapolation")
 
 
-def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> Path:
-    """Write the whole report of a run; return the path of its index.html."""
+#: What a report consists of, beside the run's tables; index.html last, so that it never links to pages not yet there.
+REPORT_FILES = ("targets", "figures", "csv", "index.html")
+
+
+def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out: Path | None = None) -> Path:
+    """Write the whole report of a run into `out` (the run folder by default); return the path of its index.html.
+
+    The report is drawn into a staging folder and then moved over the old
+    one, so a report killed half-way leaves the previous report whole, and
+    a rebuilt report holds no page of a target the run no longer has. A
+    full disk or a folder that cannot be written is one line, saying that
+    the run's tables are kept.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir
+    rebuild = f"the run's tables are saved in {run_dir}: run `bench report {run_dir}` once that is fixed"
+    if out == run_dir:
+        rebuild += ", or give it --out to write the report elsewhere"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+        try:
+            tables_href = os.path.relpath(run_dir, out)
+            _draw_report(staging, meta, tables, "" if tables_href == "." else tables_href + "/")
+            for name in REPORT_FILES:
+                if (out / name).exists():
+                    (out / name).rename(staging / f"old-{name}")
+                (staging / name).rename(out / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except Exception as exc:
+        cause = os_error_in(exc)
+        if cause is None:
+            raise
+        raise write_failure(cause, out, rebuild) from None
+    return out / "index.html"
+
+
+def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tables_href: str) -> None:
+    """Every file of the report, into `folder`; `tables_href` leads from there to the run's Parquet tables ("" or "path/")."""
     # The plotting stack takes seconds to import; `bench list` and `bench compare` use this package without it.
     from .figures import heatmap, palette, save, success_figure, success_grid
 
-    run_dir = Path(run_dir)
     labels = [t["label"] for t in meta["targets"]]
-    models = [m["label"] for m in meta["models"]]
+    models = model_labels(meta, tables["results"])
     pages = page_names(labels)
     colours = palette(models)
     cells = cell_summary(tables["results"], tables["linearity"])
     drawable = finite_seeds(tables)
+    states = cell_states(meta, cells, labels, models)
 
     with _page_workers(len(labels)) as workers:
         # Target pages are independent and drawing dominates; they render in
         # worker processes while this one draws the overview.
         pending = [
             workers.submit(
-                write_target_page, run_dir, meta, t, pages[t["label"]], colours,
+                write_target_page, folder, meta, t, pages[t["label"]], colours,
                 {name: table[table["target"] == t["label"]] for name, table in {**tables, **drawable, "cells": cells}.items()},
             )
             for t in meta["targets"]
         ]
         heatmaps = {
-            split: Markup(save(heatmap(cells, split, labels, models), run_dir / "figures", f"heatmap-{split}"))
+            split: Markup(save(heatmap(cells, split, labels, models, states), folder / "figures", f"heatmap-{split}"))
             for split in SPLIT_ERRORS
         }
         success = protocol_summary(tables["results"], tables["evaluations"], tables["params"])
         success_figures = {}
         if len(success):
-            success_figures["rates"] = Markup(save(success_figure(success, labels, models, colours), run_dir / "figures", "success"))
+            success_figures["rates"] = Markup(save(success_figure(success, labels, models, colours), folder / "figures", "success"))
             grid = success_grid(success, meta["targets"], models)
             if grid is not None:
-                success_figures["grid"] = Markup(save(grid, run_dir / "figures", "success-grid"))
-        (run_dir / "csv").mkdir(exist_ok=True)
+                success_figures["grid"] = Markup(save(grid, folder / "figures", "success-grid"))
+        (folder / "csv").mkdir(exist_ok=True)
         for name, table in {**{name: tables[name] for name in TABLES}, "success": success}.items():
-            atomic_write(run_dir / "csv" / f"{name}.csv", lambda path, t=table: t.to_csv(path, index=False))
+            atomic_write(folder / "csv" / f"{name}.csv", lambda path, t=table: t.to_csv(path, index=False))
         for page in pending:
             page.result()  # re-raises a worker's exception here
 
@@ -104,12 +149,18 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame]) -> 
         formulas=formula_summary(tables["formulas"]),
         targets=target_table(meta),
         tables=TABLES,
+        tables_href=tables_href,
+        missing=missing_cells(states),
         exact=EXACT,
         fits=FITS,
     )
-    index = run_dir / "index.html"
-    _write_text(index, html)
-    return index
+    _write_text(folder / "index.html", html)
+
+
+def model_labels(meta: dict, results: pd.DataFrame) -> list[str]:
+    """The models the report shows: those run.json lists, in its order, then any the tables hold beside them."""
+    listed = [m["label"] for m in meta["models"]]
+    return listed + [m for m in results["model"].unique() if m not in listed]
 
 
 def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colours: dict, of_target: dict) -> None:
@@ -146,8 +197,21 @@ def _page_workers(pages: int):
         return
     # Fork, not spawn: the children inherit the imported plotting stack
     # instead of paying seconds to import it again; they use no torch.
-    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork")) as pool:
+    pool = ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_start_page_worker, initargs=(os.getpid(),))
+    try:
         yield pool
+    except BaseException:
+        stop_pool(pool)  # an interrupt or an error: the pages in flight are not waited for
+        raise
+    pool.shutdown(wait=True)
+
+
+def _start_page_worker(parent: int) -> None:
+    # Ctrl-C is the parent's to handle; a worker ends with its parent, even one killed by SIGKILL.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with(parent)
 
 
 def write_comparison(path: Path, comparison, a: tuple[Path, dict], b: tuple[Path, dict]) -> Path:

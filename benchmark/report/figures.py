@@ -95,8 +95,13 @@ def save(fig: Figure, folder: Path, stem: str) -> str:
     return markup[markup.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
 
 
-def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Sequence[str]) -> Figure:
-    """Median nmse of every (target, model), log colour scale, numbers in the cells."""
+def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Sequence[str],
+            states: pd.DataFrame) -> Figure:
+    """Median nmse of every (target, model), log colour scale, numbers in the cells.
+
+    A pair with no number says why (`states`, from `tables.cell_states`):
+    diverged, undefined, failed or not run.
+    """
     grid = cells.pivot_table(index="target", columns="model", values=split, aggfunc="first", sort=False)
     grid = grid.reindex(index=list(targets), columns=list(models))
     positive = grid.to_numpy()[np.isfinite(grid.to_numpy()) & (grid.to_numpy() > 0)]
@@ -117,7 +122,9 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
                 cbar_kws={"label": "normalised MSE, median over seeds"},
             )
         for row, column in zip(*np.nonzero(grid.isna().to_numpy())):  # seaborn leaves NaN cells blank
-            ax.text(column + 0.5, row + 0.5, "diverged", ha="center", va="center", fontsize=8, color="#b42318")
+            state = states.iat[row, column]
+            ax.text(column + 0.5, row + 0.5, "undefined" if state == "ok" else state, ha="center", va="center",
+                    fontsize=8, color="#b42318" if state in ("diverged", "failed") else "#555555")
         ax.set_title(f"{split.capitalize()} error: normalised MSE, target x model")
         ax.set_xlabel("model")
         ax.set_ylabel("target")

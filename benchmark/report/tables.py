@@ -98,10 +98,35 @@ def verdict(interpolation: float, extrapolation: float) -> str:
 
 
 def best_models(cells: pd.DataFrame) -> pd.Series:
-    """Per target, the model with the lowest median extrapolation nmse."""
+    """Per target, the model with the lowest median extrapolation nmse; where none has one, why not."""
     ranked = cells.dropna(subset=["extrapolation"]).sort_values("extrapolation", kind="stable")
     best = ranked.groupby("target", sort=False)["model"].first()
-    return best.reindex(cells["target"].unique()).fillna("(all diverged)")
+    verdicts = cells.groupby("target", sort=False)["verdict"].agg(set)
+    reasons = verdicts.map(lambda seen: "(all diverged)" if seen == {VERDICTS["diverged"]}
+                           else "(none: nmse undefined, the target is constant)" if VERDICTS["undefined"] in seen
+                           else "(none: no finite extrapolation error)")
+    return best.reindex(cells["target"].unique()).fillna(reasons)
+
+
+#: Why a (target, model) pair of the run's grid shows no error: every seed diverged, nmse is undefined
+#: (a constant target), its training raised, or it never ran (e.g. in no merged run).
+CELL_STATES = {"ok": "", "diverged": "diverged", "undefined": "undefined", "failed": "failed", "not run": "not run"}
+
+
+def cell_states(meta: dict, cells: pd.DataFrame, targets: list[str], models: list[str]) -> pd.DataFrame:
+    """A grid (targets x models) of each pair's state, one of CELL_STATES (`cells`: `cell_summary`)."""
+    failed = {(c["target"], c["model"]) for c in meta.get("failed_cells", [])}
+    known = {(t, m): "diverged" if d == n else "undefined" if np.isnan(i) else "ok"
+             for t, m, d, n, i in zip(cells["target"], cells["model"], cells["diverged"], cells["seeds"],
+                                      cells["interpolation"])}
+    return pd.DataFrame([[known.get((t, m), "failed" if (t, m) in failed else "not run") for m in models]
+                         for t in targets], index=list(targets), columns=list(models))
+
+
+def missing_cells(states: pd.DataFrame) -> list[str]:
+    """'target x model (failed)' for every pair that has no result at all."""
+    return [f"{t} x {m} ({state})" for t, row in states.iterrows() for m, state in row.items()
+            if state in ("failed", "not run")]
 
 
 def target_summary(results: pd.DataFrame) -> pd.DataFrame:

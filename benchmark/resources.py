@@ -1,0 +1,114 @@
+"""The memory a run will need, estimated from its plan before anything is allocated.
+
+A run that cannot fit is refused in one line with the estimate and what to
+shrink, rather than growing until the kernel's out-of-memory killer ends it
+(or the machine). The estimate counts what scales with the settings:
+
+- samples: the largest target's splits, for every seed, drawn in float64
+  and kept as float32 inputs and float64 outputs, once in the driver and
+  once more in the worker that trains on them;
+- models: per ensemble (the members that train together, `runner.MAX_MEMBERS`
+  unless one cell has more), each member's parameters five times over
+  (weights, gradients, Adam's two moments, the best checkpoint) and its
+  activations for a batch, forward and backward; once per worker process.
+
+Families that do not state their size (scikit-learn's) count as nothing
+beyond their data. On top comes what the libraries take when imported.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ResourceError
+
+GIB = 1024**3
+#: Resident memory of a process that has imported torch, numpy, pandas and scikit-learn.
+BASELINE_BYTES = 600 * 1024**2
+#: Copies of a member's parameters held while training: weights, gradients, two Adam moments, the best checkpoint.
+PARAMETER_COPIES = 5
+#: Floats kept per activation for the backward pass, beside the forward value.
+ACTIVATION_COPIES = 3
+
+
+@dataclass(frozen=True)
+class Estimate:
+    samples: int  # bytes
+    models: int
+    baseline: int = BASELINE_BYTES
+
+    @property
+    def total(self) -> int:
+        return self.samples + self.models + self.baseline
+
+
+def estimate(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
+    """Peak bytes of a run of `plan` with `jobs` worker processes (see the module's docstring)."""
+    samples = 0
+    for target in plan.targets:
+        evaluation_splits = 1 + len(target.extrapolation) + (1 if config.steps else 0)
+        points = config.seeds * (config.samples + evaluation_splits * config.eval_samples)
+        # float64 while drawn, then float32 inputs and float64 outputs kept.
+        per_point = 8 * target.dim + 4 * target.dim + 8
+        samples = max(samples, 2 * points * per_point)
+    models = 0
+    dims = {target.dim for target in plan.targets}
+    for model in plan.models:
+        if model.size is None:
+            continue
+        members = max(members_per_ensemble, config.seeds)
+        batch = config.batch_size if config.steps else min(config.batch_size, config.samples)
+        for dim in dims:
+            parameters, activations = model.size(dim)
+            per_member = 4 * (PARAMETER_COPIES * parameters + ACTIVATION_COPIES * activations * batch)
+            models = max(models, per_member * members)
+    workers = max(1, jobs)
+    return Estimate(samples=samples, models=models * workers)
+
+
+def available_bytes() -> int:
+    """Memory this process may still take: the least of free memory, its cgroup's limit and its address-space limit."""
+    import psutil
+
+    limits = [psutil.virtual_memory().available]
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            used = _cgroup_usage(Path(path).parent)
+            limits.append(int(text) - used)
+        break
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(soft - psutil.Process(os.getpid()).memory_info().vms)
+    return max(0, min(limits))
+
+
+def _cgroup_usage(folder: Path) -> int:
+    for name in ("memory.current", "memory.usage_in_bytes"):
+        try:
+            return int((folder / name).read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
+def check_fits(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
+    """The run's estimate, or a ResourceError saying how much it needs, how much there is, and what to shrink."""
+    needed = estimate(plan, config, jobs, members_per_ensemble)
+    free = available_bytes()
+    if needed.total > free:
+        parts = [f"training data {needed.samples / GIB:.1f} GiB (--seeds {config.seeds} x --samples "
+                 f"{config.samples:,} and --eval-samples {config.eval_samples:,} per split)"]
+        if needed.models:
+            parts.append(f"models {needed.models / GIB:.1f} GiB ({max(1, jobs)} worker(s))")
+        biggest = "use fewer --seeds or --samples" if needed.samples >= needed.models else \
+            "use a smaller model, fewer --seeds or fewer --jobs"
+        raise ResourceError(f"this run needs about {needed.total / GIB:.1f} GiB of memory ({', '.join(parts)}) "
+                            f"but {free / GIB:.1f} GiB is available; {biggest}")
+    return needed
