@@ -282,16 +282,20 @@ def report(run_dir: Path, out: Path | None) -> None:
     from .store import RunStore, read_run
 
     meta, tables = read_run(run_dir)
-    if out is not None and Path(out).resolve() != Path(run_dir).resolve():
-        index = write_report(run_dir, meta, tables, out)
-    else:
-        try:
-            store = RunStore(run_dir)
-            with store.locked():
-                index = write_report(run_dir, meta, tables)
-        except OSError as exc:  # the lock file itself cannot be made: a read-only folder
-            raise FuncbenchError(f"cannot write to '{run_dir}': {exc.strerror.lower()}; "
-                                 "give --out to write the report elsewhere") from None
+    try:
+        with _terminate_as_interrupt():
+            if out is not None and Path(out).resolve() != Path(run_dir).resolve():
+                index = write_report(run_dir, meta, tables, out)
+            else:
+                try:
+                    with RunStore(run_dir).locked():
+                        index = write_report(run_dir, meta, tables)
+                except OSError as exc:  # the lock file itself cannot be made: a read-only folder
+                    raise FuncbenchError(f"cannot write to '{run_dir}': {exc.strerror.lower()}; "
+                                         "give --out to write the report elsewhere") from None
+    except KeyboardInterrupt as stop:
+        click.echo("interrupted: the previous report, if any, is left whole; run the same command again", err=True)
+        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
     click.echo(f"report: {index}")
 
 

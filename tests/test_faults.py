@@ -576,3 +576,24 @@ def test_an_out_of_range_value_in_a_toml_file_names_the_file_and_the_key(tmp_pat
     config = tmp_path / "study.toml"
     config.write_text("seeds = 0\n")
     assert_one_line_error(bench("run", "--config", str(config)), "study.toml", "'seeds' must be between 1 and")
+
+
+def test_an_edited_module_plugin_is_a_new_cell(tmp_path):
+    """A plugin given by module name (as an installed package's is found): its package's files are in the cell id."""
+    package = tmp_path / "site" / "mytargets"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from .waves import wavy\n")
+    (package / "waves.py").write_text(TARGET_PLUGIN.format(k="2.0"))
+    args = [sys.executable, "-m", "benchmark", "run", "--plugin", "mytargets", "--targets", "wavy", "--models",
+            "linear", "--seeds", "1", "--epochs", "2", "--out", str(tmp_path / "runs")]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+
+    def run() -> str:
+        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "(1 trained, 0 reused)" in run()
+    assert "(0 trained, 1 reused)" in run()
+    (package / "waves.py").write_text(TARGET_PLUGIN.format(k="50.0"))  # a constant in another file of the package
+    assert "(1 trained, 0 reused)" in run()
