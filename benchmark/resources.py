@@ -7,8 +7,9 @@ shrink, rather than growing until the kernel's out-of-memory killer ends it
 - samples: the largest target's splits, for every seed, drawn in float64
   and kept as float32 inputs and float64 outputs, once in the driver and
   once more in the worker that trains on them;
-- models: per ensemble (the members that train together, `runner.MAX_MEMBERS`
-  unless one cell has more), each member's parameters five times over
+- models: per ensemble (the members that train together: the seeds of a
+  family's cells on targets of one shape, up to `runner.MAX_MEMBERS` unless
+  one cell has more), each member's parameters five times over
   (weights, gradients, Adam's two moments, the best checkpoint) and its
   activations for a batch, forward and backward; once per worker process.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,8 @@ ACTIVATION_COPIES = 3
 @dataclass(frozen=True)
 class Estimate:
     samples: int  # bytes
-    models: int
+    models: int  # over every worker process
+    workers: int
     baseline: int = BASELINE_BYTES
 
     @property
@@ -55,18 +58,19 @@ def estimate(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
         per_point = 8 * target.dim + 4 * target.dim + 8
         samples = max(samples, 2 * points * per_point)
     models = 0
-    dims = {target.dim for target in plan.targets}
+    same_dim = Counter(target.dim for target in plan.targets)
     for model in plan.models:
         if model.size is None:
             continue
-        members = max(members_per_ensemble, config.seeds)
         batch = config.batch_size if config.steps else min(config.batch_size, config.samples)
-        for dim in dims:
+        for dim, targets in same_dim.items():
+            # Cells of one family on targets of one shape stack, up to the ensemble cap (a cell is never split).
+            members = min(config.seeds * targets, max(members_per_ensemble, config.seeds))
             parameters, activations = model.size(dim)
             per_member = 4 * (PARAMETER_COPIES * parameters + ACTIVATION_COPIES * activations * batch)
             models = max(models, per_member * members)
-    workers = max(1, jobs)
-    return Estimate(samples=samples, models=models * workers)
+    workers = max(1, min(jobs, len(plan.cells)))  # never more workers than cells
+    return Estimate(samples=samples, models=models * workers, workers=workers)
 
 
 def available_bytes() -> int:
@@ -106,7 +110,7 @@ def check_fits(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
         parts = [f"training data {needed.samples / GIB:.1f} GiB (--seeds {config.seeds} x --samples "
                  f"{config.samples:,} and --eval-samples {config.eval_samples:,} per split)"]
         if needed.models:
-            parts.append(f"models {needed.models / GIB:.1f} GiB ({max(1, jobs)} worker(s))")
+            parts.append(f"models {needed.models / GIB:.1f} GiB ({needed.workers} worker process(es))")
         biggest = "use fewer --seeds or --samples" if needed.samples >= needed.models else \
             "use a smaller model, fewer --seeds or fewer --jobs"
         raise ResourceError(f"this run needs about {needed.total / GIB:.1f} GiB of memory ({', '.join(parts)}) "

@@ -597,3 +597,21 @@ def test_an_edited_module_plugin_is_a_new_cell(tmp_path):
     assert "(0 trained, 1 reused)" in run()
     (package / "waves.py").write_text(TARGET_PLUGIN.format(k="50.0"))  # a constant in another file of the package
     assert "(1 trained, 0 reused)" in run()
+
+
+def test_the_memory_estimate_counts_an_ensembles_real_members():
+    """One cell of 5 seeds stacks 5 members, not the ensemble cap; the shipped suites are never refused here."""
+    from benchmark.plan import build_plan, resolve_config
+    from benchmark.plugins import load_registry
+    from benchmark.resources import GIB, PARAMETER_COPIES, estimate
+    from benchmark.runner import MAX_MEMBERS
+
+    registry = load_registry()
+    config = resolve_config(registry, None, {"targets": "addition", "models": "mlp[width=4096,depth=2]"})
+    wide = estimate(build_plan(registry, config), config, jobs=4, members_per_ensemble=MAX_MEMBERS)
+    parameters = 2 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 + 1
+    assert wide.workers == 1  # one cell: one worker process, whatever --jobs
+    assert 5 * PARAMETER_COPIES * 4 * parameters < wide.models < 2 * 5 * PARAMETER_COPIES * 4 * parameters
+    for suite in [None, *registry.suites]:
+        config = resolve_config(registry, suite, {})
+        assert estimate(build_plan(registry, config), config, 2, MAX_MEMBERS).total < 16 * GIB, suite
