@@ -206,7 +206,8 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
 
     # On a GPU, one process drives it by default; more would each hold their own context on it.
     processes = jobs or (usable_cores() if config.device == "cpu" else 1)
-    estimate = check_fits(plan, config, processes if executor is None and scheduler is None else 1, MAX_MEMBERS)
+    local = executor != "dask" and scheduler is None  # a Dask worker holds its ensembles on its own machine
+    estimate = check_fits(plan, config, processes if local else 1, MAX_MEMBERS)
     log.debug(f"memory estimate: {estimate.total / 1024**3:.2f} GiB")
     workers = DaskExecutor(scheduler, processes) if scheduler or executor == "dask" else LocalExecutor(processes)
     log.debug(f"{len(plan.cells)} cells ({len(plan.targets)} targets x {len(plan.models)} models) into {store.root}")
