@@ -311,7 +311,7 @@ def test_a_truncated_run_level_table_is_one_line_and_a_rerun_rebuilds_it(tmp_pat
 # --- two runs at once ---------------------------------------------------------------------------
 
 def test_two_runs_on_one_folder_at_once_one_is_refused_the_other_finishes(tmp_path, reference):
-    args = [sys.executable, "-m", "benchmark", *RUN, "--epochs", "1000", "--out", str(tmp_path), "--run-id", "shared"]
+    args = [sys.executable, "-m", "benchmark", *RUN, "--epochs", "2000", "--out", str(tmp_path), "--run-id", "shared"]
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "shared" / "run.json").exists() and time.monotonic() < deadline:
