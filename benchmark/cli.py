@@ -217,8 +217,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
                               on_cell=advance, options=recorded)
     except KeyboardInterrupt as stop:
         bar.close()
-        click.echo(f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume", err=True)
-        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
+        _interrupted(stop, f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume")
     bar.close()
 
     _warn(outcome.problems)
@@ -230,9 +229,8 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
         with _terminate_as_interrupt():
             index = write_report(store.root, meta, tables)
     except KeyboardInterrupt as stop:
-        click.echo(f"\ninterrupted while drawing the report: the run is finished and its tables are saved in "
-                   f"{store.root}; run `bench report {store.root}` to draw it", err=True)
-        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
+        _interrupted(stop, f"\ninterrupted while drawing the report: the run is finished and its tables are saved in "
+                           f"{store.root}; run `bench report {store.root}` to draw it")
     report_seconds = time.perf_counter() - report_start
     if not quiet:
         click.echo(_text_table(target_summary(tables["results"])), file=stdout)
@@ -295,8 +293,7 @@ def report(run_dir: Path, out: Path | None) -> None:
                     raise FuncbenchError(f"cannot write to '{run_dir}': {exc.strerror.lower()}; "
                                          "give --out to write the report elsewhere") from None
     except KeyboardInterrupt as stop:
-        click.echo("interrupted: the previous report, if any, is left whole; run the same command again", err=True)
-        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
+        _interrupted(stop, "interrupted: the previous report, if any, is left whole; run the same command again")
     click.echo(f"report: {index}")
 
 
@@ -383,6 +380,12 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _interrupted(stop: KeyboardInterrupt, message: str) -> None:
+    """Say what is kept, and exit as the signal asks: 130 for SIGINT, 143 for SIGTERM (`_terminate_as_interrupt`)."""
+    click.echo(message, err=True)
+    sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
 
 
 def _warn(problems: list[str]) -> None:

@@ -11,6 +11,7 @@ Exit codes of ``bench`` (documented in the README):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import traceback
@@ -67,6 +68,18 @@ def write_failure(exc: OSError, path: Path | str, saved: str) -> FuncbenchError:
         return ResourceError(f"no space left on device writing {filename}; {saved}")
     reason = exc.strerror or "permission denied"
     return FuncbenchError(f"cannot write {filename}: {reason.lower()}; {saved}")
+
+
+@contextlib.contextmanager
+def one_line_write_failures(where: Path | str, saved: str):
+    """Turn a full disk, or a place that cannot be written, met anywhere inside into `write_failure`'s one line."""
+    try:
+        yield
+    except Exception as exc:
+        cause = os_error_in(exc)
+        if cause is None:
+            raise
+        raise write_failure(cause, where, saved) from None
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> FuncbenchError:

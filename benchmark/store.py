@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import FuncbenchError, os_error_in, write_failure
+from .errors import FuncbenchError, one_line_write_failures
 from .evaluate import CellResult
 
 SCHEMA_VERSION = 2
@@ -199,17 +199,10 @@ class RunStore:
         with self._writing(self.root):
             atomic_write(self.root / name, lambda path: path.write_text(text))
 
-    @contextlib.contextmanager
-    def _writing(self, where: Path) -> Iterator[None]:
+    def _writing(self, where: Path):
         """A full disk or a folder that cannot be written is one line, saying that finished cells are kept."""
-        try:
-            yield
-        except Exception as exc:
-            cause = os_error_in(exc)
-            if cause is None:
-                raise
-            raise write_failure(cause, where, f"finished cells are saved in {self.root}; "
-                                "free some space and run the same command again to resume") from None
+        return one_line_write_failures(where, f"finished cells are saved in {self.root}; "
+                                       "free some space and run the same command again to resume")
 
 
 def atomic_write(path: Path, write) -> None:

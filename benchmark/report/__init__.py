@@ -33,7 +33,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from ..errors import os_error_in, write_failure
+from ..errors import one_line_write_failures
 from ..evaluate import OK
 from ..executors import die_with, stop_pool
 from ..statistics import protocol_summary, with_nalu_score
@@ -77,7 +77,7 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out
     rebuild = f"the run's tables are saved in {run_dir}: run `bench report {run_dir}` once that is fixed"
     if out == run_dir:
         rebuild += ", or give it --out to write the report elsewhere"
-    try:
+    with one_line_write_failures(out, rebuild):
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
         try:
@@ -89,11 +89,6 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out
                 (staging / name).rename(out / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    except Exception as exc:
-        cause = os_error_in(exc)
-        if cause is None:
-            raise
-        raise write_failure(cause, out, rebuild) from None
     return out / "index.html"
 
 
