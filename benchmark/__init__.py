@@ -2,13 +2,17 @@
 
 The public API a plugin needs::
 
-    from benchmark import Box, Shell, near_and_far, target, target_family, suite
+    from benchmark import Box, Shell, near_and_far, target, target_family, suite   # targets and studies
+    from benchmark import torch_model                                             # model families
+
+`benchmark.testing` runs funcbench's own checks on a plugin's entries, and
+`benchmark.formula` has the expressions a model's ``formula`` hook returns.
 
 Everything else (planning, training, storing, reporting) is reachable from
 its module and from the ``bench`` command.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 from .domains import Ball, Box, Intervals, Shell, near_and_far  # noqa: E402
 from .registry import (  # noqa: E402
@@ -24,5 +28,14 @@ from .registry import (  # noqa: E402
 
 __all__ = [
     "Ball", "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
-    "target", "target_family", "model_family", "preset", "suite", "__version__",
+    "target", "target_family", "model_family", "preset", "suite", "torch_model", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # torch is imported when a plugin asks for the model API, not by every `import benchmark`.
+    if name == "torch_model":
+        from .models.torch_model import torch_model
+
+        return torch_model
+    raise AttributeError(f"module 'benchmark' has no attribute '{name}'")

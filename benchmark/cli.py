@@ -22,7 +22,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import RunConfig, option_defaults, read_config, recorded_options
+from .config import (
+    LOSS_NAMES,
+    OPTIMIZER_NAMES,
+    RunConfig,
+    option_defaults,
+    read_config,
+    recorded_options,
+)
 from .errors import PROBLEMS_EXIT, FuncbenchError, ResourceError, describe_exception
 
 DEFAULTS = RunConfig()
@@ -117,14 +124,19 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
 @click.option("--epochs", type=int, default=None, show_default=_default("epochs"), help="Passes over the fixed training set (when --steps is 0).")
 @click.option("--steps", type=int, default=None, show_default=_default("steps"), help="Train by this many steps, each on a fresh batch, keeping the best validation checkpoint; 0 trains by --epochs.")
 @click.option("--eval-every", type=int, default=None, show_default=_default("eval_every"), help="Steps between evaluations of every split during training; 0: about 20 per training.")
-@click.option("--reg-start", type=int, default=None, help="Step at which the arithmetic units' sparsity regulariser starts to ramp up [default: 40% of the steps].")
-@click.option("--reg-end", type=int, default=None, help="Step at which it reaches full strength [default: 70% of the steps].")
-@click.option("--lr", "learning_rate", type=float, default=None, help="Adam learning rate for every model [default: each family's own].")
+@click.option("--reg-start", type=int, default=None, help="Step at which a model's regulariser starts to ramp up [default: the family's; 40% of the steps for most].")
+@click.option("--reg-end", type=int, default=None, help="Step at which it reaches full strength [default: the family's; 70% of the steps for most].")
+@click.option("--reg-strength", type=float, default=None, help="Weight of a model's regulariser terms in the loss [default: each family's own: 10 for NAU and NMU, 1 for the others].")
+@click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate for every model [default: each family's own].")
+@click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default=None, help="Optimiser for every torch model [default: each family's own; adam for most].")
+@click.option("--loss", type=click.Choice(LOSS_NAMES), default=None, help="Training loss for every torch model [default: each family's own; mse for most]. Every split is scored by MSE.")
+@click.option("--clip-value", type=float, default=None, help="Clip every gradient element to [-V, V] [default: each family's own; none for most, 0.1 for iNALU].")
+@click.option("--clip-norm", type=float, default=None, help="Clip each seed's whole gradient to this norm [default: each family's own; none].")
 @click.option("--batch-size", type=int, default=None, show_default=_default("batch_size"))
 @click.option("--samples", type=int, default=None, show_default=_default("samples"), help="Training samples per seed (the fixed training set).")
 @click.option("--eval-samples", type=int, default=None, show_default=_default("eval_samples"), help="Fresh samples per seed and evaluation split.")
 @click.option("--device", default=None, show_default=_default("device"), help="cpu, cuda or cuda:N.")
-@click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets (repeatable).")
+@click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets, model families or suites (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Folder that holds the run folders.")
 @click.option("--run-id", default=None, help="Name of the run folder [default: a hash of the configuration, so rerunning resumes].")
 @click.option("--force", is_flag=True, help="Recompute cells already present in the run folder.")
@@ -190,10 +202,11 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
     """`bench run` once its folder is held: train, report, summarise; `recorded` are the options for run.json."""
     from tqdm import tqdm
 
-    from .executors import DaskExecutor, LocalExecutor, usable_cores
+    from .executors import DaskExecutor, LocalExecutor
     from .resources import check_fits
     from .runner import MAX_MEMBERS, execute
     from .store import read_run
+    from .threads import usable_cores
 
     _warn(plan.problems)
     quiet = not log.isEnabledFor(logging.INFO)
@@ -249,7 +262,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
 @click.argument("what", type=click.Choice(["targets", "models", "suites"]))
 @click.argument("names", nargs=-1)
 @click.option("--details", "-d", is_flag=True, help="Every entry in full: parameters, domains, regions, probes, origin.")
-@click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets (repeatable).")
+@click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets, model families or suites (repeatable).")
 @verbosity
 def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tuple[str, ...]) -> None:
     """Show the registered targets, model families or suites (plugins included) as a table; NAMES in full."""

@@ -27,7 +27,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,16 @@ import numpy as np
 from .errors import FuncbenchError, unknown_name
 from .fingerprint import stable_hash
 
+#: What `bench run` trains when no --models is given.
+DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
+#: The optimisers and losses a run may name (`benchmark.train.optimizers`, `benchmark.train.loop`).
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
+LOSS_NAMES = ("mse", "mae")
 #: The one option a file cannot set: another file.
 NOT_CONFIGURABLE = ("config",)
-#: Options a run.json does not record: --force and --replace act once, they do not describe the run.
-NOT_RECORDED = ("force", "replace")
+#: What a run.json's options leave out: --force and --replace act once, they do not describe the run;
+#: a suite's per-family settings come from the suite, which is recorded by name.
+NOT_RECORDED = ("force", "replace", "model_settings")
 
 
 #: The range of each numeric option. Upper bounds are far beyond any sensible run; they turn a typo
@@ -72,11 +78,19 @@ class RunConfig:
     reg_start: int | None = None  # the units' sparsity regulariser ramp; None: 40% of the steps
     reg_end: int | None = None  # None: 70% of the steps
     learning_rate: float | None = None  # None: each family's own default
+    reg_strength: float | None = None  # None: each family's own (TrainSettings.regularizer_strength)
+    optimizer: str | None = None  # None: each family's own, adam for most
+    loss: str | None = None  # None: each family's own, mse for most
+    clip_value: float | None = None  # None: each family's own, no clipping for most
+    clip_norm: float | None = None
     batch_size: int = 200
     samples: int = 1000
     eval_samples: int = 1000
     device: str = "cpu"
     plugins: tuple[str, ...] = ()
+    #: A suite's options for single families, by family name: they win over the options above that
+    #: came from the suite, and lose to those given on the command line (`plan.resolve_config`).
+    model_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in BOUNDS:
@@ -85,8 +99,16 @@ class RunConfig:
                 raise FuncbenchError(f"--{name.replace('_', '-')} {problem}")
         if self.reg_start is not None and self.reg_end is not None and not 0 <= self.reg_start <= self.reg_end:
             raise FuncbenchError(f"need 0 <= --reg-start <= --reg-end, got {self.reg_start} and {self.reg_end}")
-        if self.learning_rate is not None and not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
-            raise FuncbenchError(f"--lr must be a positive number, got {self.learning_rate}")
+        for name, option in (("learning_rate", "lr"), ("clip_value", "clip-value"), ("clip_norm", "clip-norm")):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and np.isfinite(value)):
+                raise FuncbenchError(f"--{option} must be a positive number, got {value}")
+        if self.reg_strength is not None and not (self.reg_strength >= 0 and np.isfinite(self.reg_strength)):
+            raise FuncbenchError(f"--reg-strength must be a number of at least 0, got {self.reg_strength}")
+        for name, known in (("optimizer", OPTIMIZER_NAMES), ("loss", LOSS_NAMES)):
+            value = getattr(self, name)
+            if value is not None and value not in known:
+                raise FuncbenchError(f"--{name} must be one of {', '.join(known)}, got '{value}'")
 
     def digest(self) -> str:
         """A short hash naming the run, so the same command finds its own folder."""

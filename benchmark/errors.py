@@ -32,6 +32,13 @@ class FuncbenchError(Exception):
         super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message)))
 
 
+class ModelError(Exception):
+    """A model family that fails as it is written (a plugin's hook raised, say): its cells fail, the run goes on.
+
+    Its message is one line naming the model; not a `FuncbenchError`, which would stop the run.
+    """
+
+
 class ResourceError(FuncbenchError):
     """The machine lacks what the run needs (memory, disk): not the user's typo, but theirs to fix."""
 

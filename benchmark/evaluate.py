@@ -161,7 +161,7 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
 
     curves = pd.DataFrame(
         {**ids, "seed": np.repeat(seeds, len(log.loss_steps)), "step": np.tile(log.loss_steps, len(seeds)),
-         "loss": log.loss.reshape(-1)}
+         "loss": log.loss.reshape(-1), **{f"reg_{name}": term.reshape(-1) for name, term in log.regularizer.items()}}
     )
     evaluations = pd.concat(
         [

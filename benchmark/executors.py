@@ -35,25 +35,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import FuncbenchError, ResourceError, describe_exception
+from .threads import limit_threads, usable_cores
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
-
-_threads: int | None = None
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, where the system has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
-
-
-def worker_threads() -> int:
-    """Threads a model may use for its own parallel work (scikit-learn's joblib pool)."""
-    return _threads or usable_cores()
-
 
 def can_fork() -> bool:
     # Only Linux: macOS's system libraries are not fork-safe, and Windows cannot fork.
@@ -188,24 +173,6 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         call_queue.cancel_join_thread()
 
 
-def _limit_threads(threads: int) -> None:
-    """Give this worker process `threads` threads: torch's, scikit-learn's joblib pool, every BLAS and OpenMP pool.
-
-    threadpoolctl caps the pools of the libraries loaded now (torch's, and
-    numpy's BLAS); the environment caps those loaded later, such as
-    scikit-learn's OpenMP and SciPy's BLAS, which read it when they load.
-    """
-    global _threads
-    _threads = threads
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = str(threads)
-    import torch  # already imported by the parent; this only sets the worker's share of the cores
-    from threadpoolctl import threadpool_limits  # comes with scikit-learn
-
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)
-
-
 def _start_worker(threads: int, parent: int) -> None:
     # Ctrl-C is the parent's to handle: it stops the workers itself. SIGTERM
     # (from the parent, or from its death) ends a worker at once, whatever
@@ -213,7 +180,7 @@ def _start_worker(threads: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with(parent)
-    _limit_threads(threads)
+    limit_threads(threads)
 
 
 def die_with(parent: int) -> None:
@@ -372,6 +339,6 @@ def _on_dask_worker(fn: Callable[[Task], Result], task: Task, threads_by_host: d
     # A worker that joined after the run started is not in the map: it shares its host with none.
     threads = threads_by_host.get(get_address_host(worker.address)) or max(1, usable_cores() // worker.state.nthreads)
     if _dask_threads != threads:
-        _limit_threads(threads)
+        limit_threads(threads)
         _dask_threads = threads
     return traced(fn, task)

@@ -19,8 +19,7 @@ import pandas as pd
 
 from .errors import FuncbenchError
 from .evaluate import CellResult
-from .runner import run_counts
-from .store import TABLES, RunStore, differing_settings, read_run
+from .store import TABLES, RunStore, differing_settings, read_run, run_counts
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from .checks import check_target
-from .config import RunConfig
+from .config import DEFAULT_MODELS, RunConfig
 from .errors import FuncbenchError, describe_exception
 from .fingerprint import (
     code_fingerprint,
@@ -23,9 +25,16 @@ from .fingerprint import (
     origin_fingerprint,
     stable_hash,
 )
-from .models import DEFAULT_MODELS, ModelSpec, TrainSettings
+from .model import ModelSpec, TrainSettings
 from .registry import Kind, Registry, Target
 from .selection import parse_selection
+
+#: The run options a family may have its own default for (`ModelSpec.training`) and a suite may set per
+#: family: RunConfig's name -> TrainSettings' name.
+PER_MODEL = {"learning_rate": "learning_rate", "reg_strength": "regularizer_strength", "optimizer": "optimizer",
+             "loss": "loss", "clip_value": "clip_value", "clip_norm": "clip_norm"}
+#: Where a family's regulariser ramps from 0 to full strength, as fractions of the training, unless it says otherwise.
+DEFAULT_SCHEDULE = (0.4, 0.7)
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +53,8 @@ class Cell:
             {
                 "target": self.target.fingerprint(),
                 "model": [self.model.name, dict(self.model.params), self.model.description,
-                          code_fingerprint(self.model.build), origin_fingerprint(self.model.build)],
+                          code_fingerprint(self.model.build), origin_fingerprint(self.model.build),
+                          self.model.identity(self.target.dim) if self.model.identity else None],
                 "seeds": list(self.seeds),
                 "settings": asdict(self.settings),
                 "samples": [self.samples, self.eval_samples],
@@ -74,7 +84,15 @@ def resolve_config(registry: Registry, suite: str | None, options: dict[str, Any
     if len(selectors) != 1:
         raise FuncbenchError(f"--suite takes one suite, got {len(selectors)}; run suites one at a time")
     chosen = registry.entry("suite", selectors[0].name).create(**dict(selectors[0].params))
-    values = {"targets": chosen.targets, "models": chosen.models, **chosen.settings, **options, "suite": chosen.label}
+    for family, settings in chosen.model_settings.items():
+        if unknown := sorted(set(settings) - set(PER_MODEL)):
+            raise FuncbenchError(f"suite '{chosen.label}' sets {', '.join(unknown)} for model '{family}'; "
+                                 f"a suite may set only {', '.join(PER_MODEL)} per model")
+    # What the command line sets wins over the suite's settings for one family, too.
+    per_model = {family: {k: v for k, v in settings.items() if k not in options}
+                 for family, settings in chosen.model_settings.items()}
+    values = {"targets": chosen.targets, "models": chosen.models, **chosen.settings, **options, "suite": chosen.label,
+              "model_settings": {family: settings for family, settings in per_model.items() if settings}}
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -105,6 +123,10 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
         raise FuncbenchError("no model left to run: " + model_problems[-1])
     if not targets:
         raise FuncbenchError("no target left to run: " + problems[-1])
+    unfit = unfit_models(models, targets)
+    problems += list(dict.fromkeys(unfit.values()))
+    if all((t.dim, m.label) in unfit for t in targets for m in models):
+        raise FuncbenchError("no model left to run: " + problems[-1])
     seeds = tuple(range(config.seeds))
     cells = [
         Cell(
@@ -118,20 +140,65 @@ def build_plan(registry: Registry, config: RunConfig) -> Plan:
         )
         for t in targets
         for m in models
+        if (t.dim, m.label) not in unfit
     ]
     return Plan(cells, targets, models, problems)
 
 
+#: Points of a target's training domain a model family is checked on before training (`ModelSpec.check`).
+CHECK_POINTS = 16
+
+
+def unfit_models(models: list[ModelSpec], targets: list[Target]) -> dict[tuple[int, str], str]:
+    """(input dimension, model label) -> why the family cannot train on such targets, for the families that check.
+
+    Each family is checked once per input dimension, on points drawn from
+    the first target of that dimension's training domain.
+    """
+    first_of_dim = {}
+    for t in targets:
+        first_of_dim.setdefault(t.dim, t)
+    unfit = {}
+    for model in models:
+        if model.check is None:
+            continue
+        for dim, target in first_of_dim.items():
+            x = target.domain.sample(CHECK_POINTS, np.random.default_rng([dim, 0xC4EC]))
+            try:
+                problem = model.check(x)
+            except ValueError as exc:  # the factory refused a parameter's value
+                if model.label != model.name:  # a value the user chose: theirs to fix, as for a target family
+                    raise FuncbenchError(f"model '{model.label}': {exc}") from None
+                problem = f"cannot be built with its defaults for {dim} input(s): {describe_exception(exc)}"
+            if problem:
+                unfit[(dim, model.label)] = (f"{model.origin}: model '{model.label}': {problem}; "
+                                             f"it is skipped on targets of {dim} input(s)")
+    return unfit
+
+
 def train_settings(config: RunConfig, model: ModelSpec) -> TrainSettings:
-    """The settings a model trains with: the run's, its family's learning rate unless --lr, the ramp in steps."""
-    settings = TrainSettings(config.epochs, config.batch_size, config.learning_rate or model.learning_rate,
-                             config.steps, config.eval_every)
+    """The settings a model trains with: each of the run's options where given, else the family's default.
+
+    The regulariser's ramp is in steps: --reg-start and --reg-end where
+    given, else the family's schedule (fractions of the training; 40% and
+    70% unless the family says otherwise).
+    """
+    family = dict(model.training)
+    suite_says = config.model_settings.get(model.name, {})
+    run = {option: suite_says.get(option, getattr(config, option)) for option in PER_MODEL}
+    overrides = {field: run[option] if run[option] is not None else family[field]
+                 for option, field in PER_MODEL.items()
+                 if option != "learning_rate" and (run[option] is not None or field in family)}
+    settings = TrainSettings(config.epochs, config.batch_size, run["learning_rate"] or model.learning_rate,
+                             config.steps, config.eval_every, **overrides)
     total = settings.total_steps(config.samples)
-    start = config.reg_start if config.reg_start is not None else round(0.4 * total)
-    end = config.reg_end if config.reg_end is not None else max(start, round(0.7 * total))
+    start_fraction, end_fraction = family.get("regularizer_schedule", DEFAULT_SCHEDULE)
+    start = config.reg_start if config.reg_start is not None else round(start_fraction * total)
+    end = config.reg_end if config.reg_end is not None else max(start, round(end_fraction * total))
     if end < start:
         raise FuncbenchError(
-            f"--reg-end {end} comes before the regulariser's start, step {start} (40% of {total:,} steps); give --reg-start too"
+            f"--reg-end {end} comes before the regulariser's start, step {start} "
+            f"({start_fraction:.0%} of {total:,} steps for {model.label}); give --reg-start too"
         )
     return replace(settings, reg_start=start, reg_end=end)
 

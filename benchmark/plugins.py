@@ -3,13 +3,14 @@
 Load order, which decides who keeps a name both define:
 1. the built-in model families of `benchmark.models`;
 2. installed packages' entry points in the group ``funcbench.targets``,
-   sorted by entry-point name (funcbench's own targets are the one named
-   ``builtin``);
+   then in ``funcbench.models``, each sorted by entry-point name
+   (funcbench's own targets are the one named ``builtin``);
 3. each ``--plugin`` in the order given: a path to a ``.py`` file, or an
    importable module name.
 
 A plugin's module is imported and every `Entry` it defines at top level is
-registered. A plugin that cannot be imported becomes one line in
+registered, whatever it is (target, model family or suite) and whichever
+group names it: the two groups only let a package say what it offers. A plugin that cannot be imported becomes one line in
 `Registry.problems`; the others still load.
 """
 
@@ -30,7 +31,7 @@ from .errors import FuncbenchError, describe_exception
 from .fingerprint import SOURCE_ATTRIBUTE
 from .registry import Entry, Registry
 
-ENTRY_POINT_GROUP = "funcbench.targets"
+ENTRY_POINT_GROUPS = ("funcbench.targets", "funcbench.models")
 
 
 def load_registry(plugins: Iterable[str] = (), files: Mapping[str, tuple[str, str]] | None = None) -> Registry:
@@ -45,7 +46,8 @@ def load_registry(plugins: Iterable[str] = (), files: Mapping[str, tuple[str, st
 
     registry = Registry()
     _collect(registry, models, "funcbench")
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    installed = [ep for group in ENTRY_POINT_GROUPS for ep in sorted(entry_points(group=group), key=lambda e: e.name)]
+    for ep in installed:
         origin = f"entry point '{ep.name}' ({ep.value})"
         try:
             loaded = ep.load()

@@ -23,6 +23,7 @@ import numpy as np
 from .domains import Domain, Region, diagonal_line
 from .errors import FuncbenchError, unknown_name
 from .fingerprint import code_fingerprint, origin_fingerprint, stable_hash
+from .model import ModelSpec
 
 Kind = Literal["target", "model", "suite"]
 #: What a name in a selection may look like; `all` and `default` select groups.
@@ -190,12 +191,12 @@ class Entry:
             made = self.factory(**bound)
         except (ValueError, FuncbenchError) as exc:
             raise FuncbenchError(f"{self.kind} '{self.name}': {exc}") from None
-        expected = {"target": Target, "model": _model_spec_type(), "suite": Suite}[self.kind]
+        expected = {"target": Target, "model": ModelSpec, "suite": Suite}[self.kind]
         if not isinstance(made, expected):
             raise TypeError(f"its factory returned {type(made).__name__}, not a {expected.__name__}")
         changed = {k: v for k, v in bound.items() if v != known[k].default}
         label = self.name + (f"[{','.join(f'{k}={v}' for k, v in changed.items())}]" if changed else "")
-        if self.kind == "target":
+        if self.kind != "suite":
             made = replace(made, origin=self.origin)
         return replace(made, name=self.name, params=bound, label=label)
 
@@ -210,32 +211,30 @@ class Suite:
     `settings` are `bench run` options (RunConfig fields: seeds, steps,
     batch_size, learning_rate, eval_every, samples, eval_samples, epochs);
     an option given on the command line overrides the suite's value.
+    `model_settings` maps a model family's name to training options for
+    that family alone (the NPU's published learning rate beside the others'),
+    which win over `settings` and lose to the command line.
     """
 
     targets: str
     models: str
     description: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    model_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
 
 
-def suite(name: str, *, description: str, targets: str, models: str, **settings: Any) -> Entry:
+def suite(name: str, *, description: str, targets: str, models: str,
+          model_settings: Mapping[str, Mapping[str, Any]] | None = None, **settings: Any) -> Entry:
     """Register a suite: `bench run --suite NAME` runs these targets and models with these settings.
 
-    >>> arithmetic = suite("arithmetic", description="...", targets="static[op=add]", models="nau", steps=20_000)
+    >>> arithmetic = suite("arithmetic", description="...", targets="static[op=add]", models="nau,npu", steps=20_000,
+    ...                    learning_rate=1e-3, model_settings={"npu": {"learning_rate": 5e-3}})
     """
-    made = Suite(targets, models, description, dict(settings))
+    made = Suite(targets, models, description, dict(settings), {k: dict(v) for k, v in (model_settings or {}).items()})
     return Entry("suite", name, description, lambda: made)
-
-
-def _model_spec_type() -> type:
-    from .models.base import (
-        ModelSpec,  # models build on this module, so look it up late
-    )
-
-    return ModelSpec
 
 
 def target(
@@ -305,15 +304,16 @@ def preset(family: Entry, name: str, description: str, **values: Any) -> Entry:
 
 def _family(kind: Kind, description: str, name: str | None, in_all: bool = True) -> Callable[[Callable[..., Any]], Entry]:
     def register(factory: Callable[..., Any]) -> Entry:
-        return Entry(kind, name or factory.__name__, description, factory, _parameters_of(factory), in_all=in_all)
+        return Entry(kind, name or factory.__name__, description, factory, parameters_of(factory), in_all=in_all)
 
     return register
 
 
-def _parameters_of(factory: Callable[..., Any]) -> tuple[Parameter, ...]:
+def parameters_of(factory: Callable[..., Any], skip: int = 0) -> tuple[Parameter, ...]:
+    """The selectable parameters of a factory, after its first `skip` (which funcbench fills in)."""
     hints = typing.get_type_hints(factory)
     parameters = []
-    for p in inspect.signature(factory).parameters.values():
+    for p in list(inspect.signature(factory).parameters.values())[skip:]:
         if p.default is inspect.Parameter.empty:
             raise TypeError(f"{factory.__name__}: parameter '{p.name}' needs a default value")
         hint = hints.get(p.name, type(p.default))

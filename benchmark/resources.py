@@ -64,6 +64,8 @@ def estimate(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
             continue
         batch = config.batch_size if config.steps else min(config.batch_size, config.samples)
         for dim, targets in same_dim.items():
+            if not any(cell.model is model and cell.target.dim == dim for cell in plan.cells):
+                continue  # a family that failed its checks on such targets trains nothing there
             # Cells of one family on targets of one shape stack, up to the ensemble cap (a cell is never split).
             members = min(config.seeds * targets, max(members_per_ensemble, config.seeds))
             parameters, activations = model.size(dim)

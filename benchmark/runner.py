@@ -33,14 +33,14 @@ from .checks import INTERPOLATION, TargetError
 from .config import RunConfig
 from .data import Split, sample_splits
 from .errors import FuncbenchError, describe_exception
-from .evaluate import DIVERGED, CellResult, evaluate_cell
+from .evaluate import CellResult, evaluate_cell
 from .executors import Executor, LocalExecutor, TaskFailed
 from .fingerprint import stable_hash
 from .plan import Cell, Plan, build_plan
 from .plugins import load_registry, plugin_sources
 from .registry import Target
 from .statistics import success_thresholds
-from .store import SCHEMA_VERSION, IncompleteCell, RunStore
+from .store import SCHEMA_VERSION, IncompleteCell, RunStore, run_counts
 from .train import data_shape, group_key, train_cells
 
 log = logging.getLogger(__name__)
@@ -148,13 +148,6 @@ def _advice(error: str) -> str:
     if error.startswith("MemoryError"):
         return "they need more memory than this machine has: use fewer --seeds or --samples, or a smaller model"
     return "fix the cause and run the same command again to train them (-v shows the traceback)"
-
-
-def run_counts(results: pd.DataFrame, cells: int, trained: int, reused: int, seeds: int) -> dict[str, int]:
-    """run.json's `counts`: cells in all, trained now and found finished, seeds per cell, diverged seeds."""
-    per_seed = results.drop_duplicates(["target", "model", "seed"])
-    return {"cells": cells, "cells_trained": trained, "cells_reused": reused, "seeds": seeds,
-            "diverged_seeds": int((per_seed["status"] == DIVERGED).sum())}
 
 
 @dataclass(frozen=True)

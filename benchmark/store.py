@@ -12,7 +12,9 @@ Layout of ``reports/<run-id>/`` (schema version 2):
   ``sparsity_error`` for the arithmetic units)
 - ``formulas.parquet``: target, model, seed, formula, exact
 - ``curves.parquet``: target, model, seed, step, loss (mean training loss
-  per epoch, or since the previous evaluation when training by steps)
+  per epoch, or since the previous evaluation when training by steps), and
+  ``reg_<name>`` for each regulariser term of a model that has them (its
+  mean over the same steps, before the strength weights it)
 - ``evaluations.parquet``: target, model, seed, step, split, mse: every
   split scored during training (step 0 is before the first step)
 - ``linearity.parquet``: target, model, seed, linearity_mean_r2,
@@ -40,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import FuncbenchError, one_line_write_failures
-from .evaluate import CellResult
+from .evaluate import DIVERGED, CellResult
 
 SCHEMA_VERSION = 2
 # mkstemp and mkdtemp create private files (0600, 0700); a run folder is
@@ -328,3 +330,10 @@ def _check_schema(meta: object, path: Path) -> None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path) or "the top level"
         raise FuncbenchError(f"'{path}' is not a valid run.json: at {where.lstrip('.')}, {error.message}; "
                              "run its `bench run` command again to rewrite it")
+
+
+def run_counts(results: pd.DataFrame, cells: int, trained: int, reused: int, seeds: int) -> dict[str, int]:
+    """run.json's `counts`: cells in all, trained now and found finished, seeds per cell, diverged seeds."""
+    per_seed = results.drop_duplicates(["target", "model", "seed"])
+    return {"cells": cells, "cells_trained": trained, "cells_reused": reused, "seeds": seeds,
+            "diverged_seeds": int((per_seed["status"] == DIVERGED).sum())}

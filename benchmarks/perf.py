@@ -1,6 +1,6 @@
 """Side-by-side speed measurements: funcbench against the loops it replaces, and against the machine.
 
-Run with ``make perf`` (about 13 minutes on 2 cores; ``--quick`` skips the
+Run with ``make perf`` (about 20 minutes on 2 cores; ``--quick`` skips the
 100-seed default run). Everything is measured in this one run, on the same
 machine and load, and reported as medians over repeats and as ratios:
 absolute seconds depend on the machine and its load, ratios much less.
@@ -21,6 +21,12 @@ absolute seconds depend on the machine and its load, ratios much less.
    peak memory, how the wall time grows with the seeds (1, 5, 25, 100) and
    with the number of targets (1, 4, all 13), and the default (one worker
    process per core) against ``--jobs 1``.
+5. The two ways a torch family runs its members, at 25 and 100 seeds on
+   the single-layer protocol (x1 * x2 on U[1, 2], fresh batches of 128): a
+   plain one-seed module run through `torch.func.vmap` (how a plugin's
+   module runs) against the built-in stacked `mlp` and `nau`; and today's
+   units, one small class each, against funcbench 0.4's `kind`-dispatched
+   stacked layer (`benchmarks/perf_models.py`): seconds per cell and ratios.
 
 The figures are printed as a table and written to ``perf.json``.
 """
@@ -46,7 +52,7 @@ from torch import nn, optim
 
 from benchmark.config import RunConfig
 from benchmark.data import sample_splits
-from benchmark.models import TrainSettings
+from benchmark.model import TrainSettings
 from benchmark.plan import build_plan
 from benchmark.plugins import load_registry
 from benchmark.train import train_cell
@@ -107,6 +113,27 @@ def funcbench_cell(targets: str, models: str, seeds: int, **settings) -> float:
     plan = build_plan(load_registry(), RunConfig(targets=targets, models=models, seeds=seeds, **settings))
     cell = plan.cells[0]
     splits = sample_splits(cell.target, cell.seeds, cell.samples, cell.eval_samples)
+    return train_cell(cell, splits).seconds
+
+
+#: Model families written for the comparisons of workload 5, loaded as a plugin file.
+PERF_MODELS = str(Path(__file__).with_name("perf_models.py"))
+#: (label, reference model, compared model, steps): the generic path against the stacked one,
+#: and today's units against 0.4's.
+MODEL_PATHS = [
+    ("mlp: vmap / stacked", "mlp[width=64,depth=1]", "plain_mlp", 300),
+    ("nau: vmap / stacked", "nau", "plain_nau", 1000),
+    *((f"{unit}: now / 0.4", f"legacy_{unit}", unit, 1000) for unit in ("nac", "nac_mul", "nalu", "nau", "nmu")),
+]
+
+
+def protocol_cell(model: str, seeds: int, steps: int) -> float:
+    """Seconds to train one cell of the single-layer protocol (shortened), its data drawn beforehand."""
+    plan = build_plan(load_registry([PERF_MODELS]), RunConfig(
+        targets="binary_op[op=mul]", models=model, seeds=seeds, steps=steps, eval_every=steps // 4, batch_size=128,
+        eval_samples=1000, learning_rate=1e-3, plugins=(PERF_MODELS,)))
+    cell = plan.cells[0]
+    splits = sample_splits(cell.target, cell.seeds, cell.samples, cell.eval_samples, validation=True)
     return train_cell(cell, splits).seconds
 
 
@@ -222,6 +249,16 @@ def main() -> None:
                             "matmul_gflops": rate / 1e9, "fraction_of_matmul": flops / seconds / rate}
     save(figures, args.json)
 
+    figures["model_paths"] = []
+    for label, reference, compared, steps in MODEL_PATHS:
+        for seeds in (25, 100):
+            before = median_of(r, lambda: protocol_cell(reference, seeds, steps))
+            after = median_of(r, lambda: protocol_cell(compared, seeds, steps))
+            figures["model_paths"].append({"comparison": label, "reference": reference, "compared": compared,
+                                           "seeds": seeds, "steps": steps, "reference_seconds": before,
+                                           "compared_seconds": after, "ratio": after / before})
+        save(figures, args.json)
+
     if not args.skip_default_run:
         figures["default_runs"] = []
         variants = [(), *(("--seeds", str(n)) for n in ((1, 25) if args.quick else (1, 25, 100))),
@@ -250,6 +287,11 @@ def print_table(figures: dict) -> None:
     print(f"\n{f['model']} x {f['seeds']} seeds on {f['target']}, {f['epochs']} epochs: {f['seconds']:.2f} s, "
           f"{f['gflops']:.1f} GFLOP/s = {100 * f['fraction_of_matmul']:.0f}% of the fp32 matmul rate "
           f"({f['matmul_gflops']:.1f} GFLOP/s)")
+    print(f"\n{'single-layer protocol, one cell':<24} {'seeds':>5} {'steps':>6} {'reference s':>12} "
+          f"{'compared s':>11} {'ratio':>6}")
+    for row in figures["model_paths"]:
+        print(f"{row['comparison']:<24} {row['seeds']:>5} {row['steps']:>6} {row['reference_seconds']:>12.3f} "
+              f"{row['compared_seconds']:>11.3f} {row['ratio']:>6.2f}")
     if "default_runs" in figures:
         print(f"\n{'bench run --targets all':<44} {'wall s':>8} {'peak GiB':>9}")
         for run in figures["default_runs"]:

@@ -152,7 +152,13 @@ STATIC_MODELS = ",".join([
     "linear", "mlp[width=2,depth=1]", "mlp[width=2,depth=1,act=relu6]",
     "nac[hidden=2]", "nac_mul[hidden=2]", "nalu[hidden=2]", "nau[hidden=2]", "nmu[hidden=2]",
 ])
-SINGLE_LAYER_MODELS = "linear,nac,nac_mul,nalu,nau,nmu"
+SINGLE_LAYER_MODELS = ",".join([
+    "linear", "nac", "nac_mul", "nalu", "nau", "nmu",
+    # The units of nalm-benchmark's comparison; the NPUs with the L1 schedule published for x and for /.
+    "nac_sigma", "gnalu", "inalu", "npu", "npu[beta=div]", "realnpu", "realnpu[beta=div]",
+])
+#: nalm-benchmark trains the NPUs at a learning rate of 5e-3, every other unit at 1e-3.
+SINGLE_LAYER_MODEL_SETTINGS = {"npu": {"learning_rate": 5e-3}, "realnpu": {"learning_rate": 5e-3}}
 
 
 # The published protocol's settings: Adam 1e-3, batch 128, fresh samples every
@@ -177,13 +183,15 @@ arithmetic_single_layer = suite(
     "arithmetic-single-layer",
     description="the single-layer arithmetic benchmark over its nine ranges, shortened",
     targets=_selection("binary_op", {"op": BINARY_OPS, "range": list(RANGES)}),
-    models=SINGLE_LAYER_MODELS,
+    models=SINGLE_LAYER_MODELS, model_settings=SINGLE_LAYER_MODEL_SETTINGS,
     seeds=5, steps=5_000, eval_every=500, **_PROTOCOL,
 )
 arithmetic_single_layer_published = suite(
     "arithmetic-single-layer-published",
     description="the single-layer arithmetic benchmark as published: 50,000 steps, 25 seeds",
     targets=_selection("binary_op", {"op": BINARY_OPS, "range": list(RANGES)}),
-    models=SINGLE_LAYER_MODELS,
-    seeds=25, steps=50_000, eval_every=1_000, reg_start=20_000, reg_end=35_000, **_PROTOCOL,
+    models=SINGLE_LAYER_MODELS, model_settings=SINGLE_LAYER_MODEL_SETTINGS,
+    # Each family's regulariser schedule is its published one at this length: NAU and NMU ramp
+    # from step 20,000 to 35,000 (40% and 70%), the NPUs' L1 grows at 10,000 and 20,000, iNALU's from 10,000.
+    seeds=25, steps=50_000, eval_every=1_000, **_PROTOCOL,
 )

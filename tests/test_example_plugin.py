@@ -31,6 +31,7 @@ def test_example_package_installs_lists_runs_and_passes_its_tests(tmp_path):
                   "--no-build-isolation", "--target", str(site), str(source), env=os.environ, cwd=tmp_path)
     assert install.returncode == 0, install.stdout + install.stderr
     assert (site / "funcbench_plugin_example" / "targets.py").is_file()
+    assert (site / "funcbench_plugin_example" / "models.py").is_file()
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
            "PYTHONDONTWRITEBYTECODE": "1"}  # leaves no __pycache__ in examples/ when its tests run
@@ -41,6 +42,10 @@ def test_example_package_installs_lists_runs_and_passes_its_tests(tmp_path):
     for name in TARGETS:
         assert f"{name}: " in listing.stdout
     assert listing.stdout.count("from entry point 'example' (funcbench_plugin_example.targets)") == 2, listing.stdout
+    # The model family comes through the second group, funcbench.models.
+    models = run("-m", "benchmark", "list", "models", "example_quadnet", env=env, cwd=tmp_path)
+    assert models.returncode == 0, models.stdout + models.stderr
+    assert "from entry point 'example_models' (funcbench_plugin_example.models)" in models.stdout, models.stdout
 
     bench = run("-m", "benchmark", "run", "--targets", ",".join(TARGETS), "--models", "linear",
                 "--seeds", "2", "--epochs", "30", "--out", str(tmp_path / "out"), env=env, cwd=tmp_path)

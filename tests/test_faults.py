@@ -369,25 +369,27 @@ TARGET_PLUGIN = textwrap.dedent("""
 """)
 
 MODEL_PLUGIN = textwrap.dedent("""
-    from benchmark import model_family
-    from benchmark.models import ModelSpec
-    from benchmark.models.torch_ensemble import StackedLinear, TorchEnsemble, seed_generators
+    import torch
+    from benchmark import torch_model
 
-    class Scaled(StackedLinear):
+    class Scaled(torch.nn.Module):
+        def __init__(self, inputs):
+            super().__init__()
+            self.linear = torch.nn.Linear(inputs, 1)
+
         def forward(self, x):
             return {forward}
 
-    @model_family(description="a linear unit whose output is scaled")
-    def scaled():
-        return ModelSpec(lambda inputs, seeds, device: TorchEnsemble(
-            Scaled(len(inputs), 1, seed_generators(seeds)), inputs, seeds, device), "scaled", learning_rate=0.1)
+    @torch_model(description="a linear unit whose output is scaled", learning_rate=0.1)
+    def scaled(inputs: int) -> torch.nn.Module:
+        return Scaled(inputs)
 """)
 
 EDITED = {
     "a module constant": (TARGET_PLUGIN, {"k": "2.0"}, {"k": "50.0"}, "wavy", "linear"),
     "a helper": (TARGET_PLUGIN.replace("np.sin(K", "{fn}(K"), {"k": "2.0", "fn": "np.sin"},
                  {"k": "2.0", "fn": "np.cos"}, "wavy", "linear"),
-    "a model class": (MODEL_PLUGIN, {"forward": "super().forward(x)"}, {"forward": "0 * super().forward(x)"},
+    "a model class": (MODEL_PLUGIN, {"forward": "self.linear(x)"}, {"forward": "0 * self.linear(x)"},
                       "addition", "scaled"),
 }
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from benchmark.config import RunConfig
 from benchmark.data import sample_splits
-from benchmark.models import MonitoredSplit, TrainingData, TrainSettings
+from benchmark.model import MonitoredSplit, TrainingData, TrainSettings
 from benchmark.plan import build_plan
 from benchmark.plugins import load_registry
 from benchmark.store import TABLES
@@ -100,14 +100,14 @@ def test_training_loss_falls_for_every_family(registry):
 @pytest.mark.parametrize("model", ["nmu[hidden=2]", "nalu"])
 def test_training_by_steps_is_independent_of_other_seeds_and_of_chunking(registry, model, monkeypatch):
     """Fresh batches per seed, a kept checkpoint per seed: none of it may depend on the ensemble or the chunk size."""
-    from benchmark.models import torch_ensemble
+    from benchmark.train import batches
 
     together = cell_for(registry, "binary_op[op=mul]", model, [0, 1, 2], steps=300, eval_every=50, batch_size=32)
     alone = dataclasses.replace(together, seeds=(2,))
     splits_together = sample_splits(together.target, together.seeds, 100, 200, validation=True)
     splits_alone = sample_splits(alone.target, alone.seeds, 100, 200, validation=True)
     fit_together = train_cell(together, splits_together)
-    monkeypatch.setattr(torch_ensemble, "FRESH_CHUNK", 32 * 2 * 7)  # 7 steps per chunk instead of hundreds
+    monkeypatch.setattr(batches, "FRESH_CHUNK", 32 * 2 * 7)  # 7 steps per chunk instead of hundreds
     fit_alone = train_cell(alone, splits_alone)
     assert fit_together.log.kept_step[2] == fit_alone.log.kept_step[0]
     np.testing.assert_allclose(fit_together.log.loss[2], fit_alone.log.loss[0], rtol=1e-4, atol=1e-7)
@@ -159,7 +159,7 @@ def test_the_written_out_mlp_backward_equals_autograd(activation, widths):
     To rounding: autograd hands some gradients on as transposed views, and a
     sum over another memory layout may round its last bit differently.
     """
-    from benchmark.models import torch_ensemble as te
+    from benchmark.models import stacked as te
 
     mlp = te.StackedMLP(widths, activation, te.seed_generators(range(3)))
     x = torch.randn(3, 50, widths[0], generator=torch.Generator().manual_seed(1), requires_grad=True)
@@ -188,21 +188,28 @@ def test_the_written_out_mlp_backward_equals_autograd(activation, widths):
 
 
 def test_evaluating_in_chunks_changes_no_number(monkeypatch):
-    from benchmark.models import torch_ensemble
+    from benchmark.models.stacked import StackedMLP, seed_generators
+    from benchmark.train import batches
 
-    mlp = torch_ensemble.StackedMLP([2, 64, 64, 1], "tanh", torch_ensemble.seed_generators(range(5)))
+    mlp = StackedMLP([2, 64, 64, 1], "tanh", seed_generators(range(5)))
     x = torch.randn(5, 1000, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         whole = mlp(x)
-        monkeypatch.setattr(torch_ensemble, "EVALUATION_CHUNK", 96)  # 11 chunks, the last one short
-        chunked = torch_ensemble.evaluate_in_chunks(mlp, x)
+        monkeypatch.setattr(batches, "EVALUATION_CHUNK", 96)  # 11 chunks, the last one short
+        chunked = batches.evaluate_in_chunks(mlp, x)
     assert chunked.shape == whole.shape
     assert torch.equal(chunked, whole)
 
 
-def test_foreach_adam_is_torchs_adam_to_the_last_bit():
-    """funcbench's Adam runs torch.optim.Adam(foreach=True)'s kernels; 300 steps must end in the same bits."""
-    from benchmark.models.torch_ensemble import ForeachAdam, StackedMLP, seed_generators
+@pytest.mark.parametrize("name, torch_optimizer", [
+    ("adam", lambda params: torch.optim.Adam(params, lr=0.01, foreach=True)),
+    ("adamw", lambda params: torch.optim.AdamW(params, lr=0.01, foreach=True)),
+    ("sgd", lambda params: torch.optim.SGD(params, lr=0.01, foreach=True)),
+])
+def test_foreach_optimisers_are_torchs_to_the_last_bit(name, torch_optimizer):
+    """funcbench's optimisers run torch.optim's foreach kernels; 300 steps must end in the same bits."""
+    from benchmark.models.stacked import StackedMLP, seed_generators
+    from benchmark.train.optimizers import OPTIMIZERS
 
     def train(make_optimizer):
         mlp = StackedMLP([2, 16, 16, 1], "tanh", seed_generators(range(4)))
@@ -219,8 +226,43 @@ def test_foreach_adam_is_torchs_adam_to_the_last_bit():
             optimizer.step()
         return [p.detach() for p in (*mlp.parameters(), spare)]
 
-    ours = train(lambda params: ForeachAdam(params, lr=0.01))
-    torchs = train(lambda params: torch.optim.Adam(params, lr=0.01, foreach=True))
+    ours = train(lambda params: OPTIMIZERS[name](params, 0.01))
+    torchs = train(torch_optimizer)
     assert not torch.equal(ours[-1], torch.ones(4, 3))
     for mine, theirs in zip(ours, torchs):
         assert torch.equal(mine, theirs)
+
+
+def test_every_optimiser_and_loss_a_run_may_name_exists():
+    from benchmark.config import LOSS_NAMES, OPTIMIZER_NAMES
+    from benchmark.train.loop import LOSSES
+    from benchmark.train.optimizers import OPTIMIZERS
+
+    assert OPTIMIZER_NAMES == tuple(OPTIMIZERS) and LOSS_NAMES == tuple(LOSSES)
+
+
+@pytest.mark.parametrize("clip", [{"clip_value": 0.05}, {"clip_norm": 0.1}, {"clip_value": 0.05, "clip_norm": 0.02}])
+def test_gradient_clipping_is_per_member_as_torchs_is_for_one_model(clip):
+    """Clipping a stacked gradient clips each member as torch.nn.utils would clip that member alone."""
+    from benchmark.models.stacked import StackedMLP, seed_generators
+    from benchmark.train.optimizers import clip_gradients
+
+    mlp = StackedMLP([2, 8, 1], "tanh", seed_generators(range(3)))
+    x = torch.rand(3, 32, 2, generator=torch.Generator().manual_seed(0)) * 10
+    (mlp(x) - 100).square().mean(dim=(1, 2)).sum().backward()
+    members = [[p.grad[s].clone() for p in mlp.parameters()] for s in range(3)]
+    clip_gradients(list(mlp.parameters()), clip.get("clip_value"), clip.get("clip_norm"))
+    for s, grads in enumerate(members):
+        alone = [nn.Parameter(torch.zeros_like(g)) for g in grads]
+        for p, g in zip(alone, grads):
+            p.grad = g
+        if "clip_value" in clip:
+            torch.nn.utils.clip_grad_value_(alone, clip["clip_value"])
+        if "clip_norm" in clip:
+            torch.nn.utils.clip_grad_norm_(alone, clip["clip_norm"])
+        for p, stacked in zip(alone, mlp.parameters()):
+            torch.testing.assert_close(stacked.grad[s], p.grad, rtol=1e-6, atol=1e-9)
+    norms = torch.stack([torch.linalg.vector_norm(torch.cat([p.grad[s].flatten() for p in mlp.parameters()]))
+                         for s in range(3)])
+    if "clip_norm" in clip:
+        assert (norms <= clip["clip_norm"] * (1 + 1e-5)).all()

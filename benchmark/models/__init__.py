@@ -1,4 +1,8 @@
-"""Built-in model families, all behind the `Model` protocol of `.base`.
+"""Built-in model families, all behind the `Model` protocol of `benchmark.model`.
+
+- the article's linear unit and the MLPs, stacked by hand (`.stacked`);
+- the neural arithmetic units, plain modules on the public `torch_model` API (`.units`);
+- scikit-learn's regressors (`.sklearn_families`).
 
 Default learning rates (Adam): the linear unit uses the article's 0.1; the
 MLPs use 0.01. Measured on sine, square, product and abs (5 seeds, the
@@ -12,22 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from ..model import Model, ModelSpec, layer_sizes
 from ..registry import model_family, preset
-from .base import (
-    Model,
-    ModelSpec,
-    MonitoredSplit,
-    TrainingData,
-    TrainingLog,
-    TrainSettings,
-    layer_sizes,
-)
-from .torch_ensemble import StackedLinear, StackedMLP, TorchEnsemble, seed_generators
+from .ensemble import TorchEnsemble
+from .stacked import StackedLinear, StackedMLP, seed_generators
+from .torch_model import torch_model
 
-__all__ = ["Model", "ModelSpec", "MonitoredSplit", "TrainingData", "TrainingLog", "TrainSettings", "DEFAULT_MODELS"]
-
-#: What `bench run` trains when no --models is given.
-DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
+__all__ = ["torch_model"]
 
 
 @model_family(description="the article's single linear unit: y = w . x + b, PyTorch's default init")

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..executors import worker_threads
+from ..model import Model, ModelSpec, TrainingData, TrainingLog, TrainSettings
 from ..registry import model_family
-from .base import Model, ModelSpec, TrainingData, TrainingLog, TrainSettings
+from ..threads import worker_threads
 
 if TYPE_CHECKING:  # scikit-learn is imported when a family is selected, not by every `bench` command
     from sklearn.base import RegressorMixin

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from benchmark.cli import cli
 from benchmark.plugins import load_registry
+from benchmark.testing import check_target
 
 MODULE = "funcbench_plugin_example.targets"
 NAMES = ("example_hypotenuse", "example_weighted_difference")
@@ -30,6 +31,11 @@ def targets(registry):
 def test_funcbench_registers_both_targets_without_problems(registry):
     assert set(NAMES) <= set(registry.targets)
     assert [p for p in registry.problems if "example" in p] == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_target_passes_the_checks_every_run_makes(registry, name):
+    check_target(registry.targets[name])
 
 
 @pytest.mark.parametrize("name", NAMES)

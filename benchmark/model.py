@@ -1,4 +1,4 @@
-"""The one protocol every model family follows.
+"""The one protocol every model family follows, and the settings it trains with.
 
 A family's spec builds a `Model`: an ensemble holding one independent member
 per seed. The runner only ever calls `fit`, `predict`, `readable_parameters`,
@@ -41,6 +41,14 @@ class TrainSettings:
     # at 0, the regulariser applies in full from the first step.
     reg_start: int = 0
     reg_end: int = 0
+    #: Multiplies the sum of a model's regulariser terms in the loss.
+    regularizer_strength: float = 1.0
+    optimizer: str = "adam"  # a name in `benchmark.train.optimizers.OPTIMIZERS`
+    loss: str = "mse"  # a name in `benchmark.train.loop.LOSSES`
+    #: Gradient clipping before each step, per member: every element to
+    #: [-clip_value, clip_value], then each member's whole gradient to norm clip_norm.
+    clip_value: float | None = None
+    clip_norm: float | None = None
 
     def ramp(self, step: int) -> float:
         """How much of the sparsity regulariser applies at `step`, from 0 to 1."""
@@ -104,6 +112,8 @@ class TrainingLog:
     steps: np.ndarray  # (points,) steps at each evaluation, the first (0) before any training
     monitored: Mapping[str, np.ndarray]  # split name -> (seeds, points) MSE
     kept_step: np.ndarray  # (seeds,) the step whose parameters the model now holds
+    #: term name -> (seeds, k) mean of the model's regulariser term (unweighted) at each loss log
+    regularizer: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 class Model(Protocol):
@@ -151,11 +161,21 @@ class ModelSpec:
 
     build: Callable[[tuple[str, ...], Sequence[int], str], Model]
     description: str
-    learning_rate: float | None  # Adam's default for the family; None where it does not use one
+    learning_rate: float | None  # the optimiser's default for the family; None where it does not use one
     #: (parameters, activations per sample) of one member with d inputs, for the run's memory estimate
     #: (`benchmark.resources`); None where the family cannot say (scikit-learn's).
     size: Callable[[int], tuple[int, int]] | None = None
+    #: The family's own defaults for other `TrainSettings` fields (optimizer,
+    #: loss, clip_value, clip_norm, regularizer_strength); a run's option overrides them.
+    training: Mapping[str, Any] = field(default_factory=dict)
+    #: What defines the family for d inputs beyond `build`'s own code, hashed into the cell id
+    #: (a `torch_model`'s factory and its module's class); None where `build` says it all.
+    identity: Callable[[int], str] | None = None
+    #: Why the family cannot train on inputs like x (n, d), in one line, or None: run on
+    #: every input dimension of a run before training (`benchmark.testing.check_model_family`).
+    check: Callable[[np.ndarray], str | None] | None = None
     # Filled in by the registry, as for targets.
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    origin: str = ""  # the plugin that defined it, for messages

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import INTERPOLATION, TRAIN, VALIDATION
-from .data import Split, fresh_batches
-from .models import Model, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
-from .plan import Cell
-from .registry import Target
+from ..checks import INTERPOLATION, TRAIN, VALIDATION
+from ..data import Split, fresh_batches
+from ..errors import ModelError
+from ..model import Model, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
+from ..plan import Cell
+from ..registry import Target
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,7 +48,7 @@ def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
     The cells must share the model, the training settings, the input
     dimension and the names and sizes of their splits (`group_key`). A
     member's initialisation, batches and optimiser arithmetic do not depend
-    on the other members (see `benchmark.models.torch_ensemble`), so each
+    on the other members (see `benchmark.train.loop`), so each
     cell trains exactly as it would alone; training them together only
     takes fewer, larger steps. Each cell's share of the time is its share
     of the members.
@@ -76,7 +77,10 @@ def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
     if len(work) > 1 and not hasattr(model, "members"):  # a family that cannot hand back a cell's members
         return [trained for one in work for trained in train_cells([one])]
     start = time.perf_counter()
-    log = model.fit(data, settings)
+    try:
+        log = model.fit(data, settings)
+    except ModelError as exc:  # a plugin's hook: say whose
+        raise ModelError(f"{first.model.origin}: model '{first.model.label}': {exc}") from exc
     seconds = time.perf_counter() - start
     if len(work) == 1:
         return [_trained(first, model, log, data.x, settings, seconds)]
@@ -88,6 +92,7 @@ def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
             loss_steps=log.loss_steps, loss=log.loss[members], steps=log.steps,
             monitored={name: scores[members] for name, scores in log.monitored.items()},
             kept_step=log.kept_step[members],
+            regularizer={name: terms[members] for name, terms in log.regularizer.items()},
         )
         trained.append(_trained(cell, model.members(members, cell.target.inputs), part_log, data.x[members], settings,
                                 seconds * len(cell.seeds) / len(seeds)))

@@ -1,27 +1,12 @@
-"""Neural arithmetic units, stacked over seeds like every torch family here.
+"""Model families for `make perf`'s comparisons, loaded as a plugin file.
 
-Each layer maps (seeds, n, in) to (seeds, n, out) with a weight of shape
-(seeds, in, out), so one batched matmul (or product) runs every member.
-
-- NAC+ (Trask et al. 2018): y = x W, W = tanh(W^) * sigmoid(M^).
-- NAC* : y = exp(log(|x| + eps) W), the same W, in log space.
-- NALU: g * NAC+(x) + (1 - g) * NAC*(x), one shared W, g = sigmoid(x G).
-- NAU (Madsen & Johansen 2020): y = x W, W clamped to [-1, 1].
-- NMU: y_j = prod_i (W_ij x_i + 1 - W_ij), W clamped to [0, 1].
-
-Initialisations follow the papers' reference code: Xavier-uniform for W^,
-M^ and G; NAU uniform on [-r, r] with r = min(0.5, sqrt(3) * sqrt(2 / (in + out)))
-(Xavier's variance, kept inside the clamp); NMU uniform on [0.25, 0.75]
-(mean 1/2, so every factor starts halfway between 1 and its input). NAU and
-NMU weights are clamped after every optimiser step, and both carry the
-sparsity regulariser lambda_t * mean(min(|W|, 1 - |W|)), lambda_t ramping
-linearly from 0 to `sparsity` between the steps `TrainSettings.reg_start`
-and `reg_end` (`bench run --reg-start/--reg-end`; by default 40% and 70% of
-the training, the proportions of the single-layer benchmark's 20,000 and
-35,000 of 50,000 steps).
-
-A member draws its initial weights from its own seed's generator, layer by
-layer, so a seed's network does not depend on the others in the ensemble.
+- ``plain_mlp`` and ``plain_nau``: ordinary one-seed torch modules through
+  `torch_model`, run by `torch.func.vmap` (the generic path a plugin's
+  module takes), against the built-in `mlp` and `nau`, which run stacked.
+- ``legacy_nac``, ``legacy_nac_mul``, ``legacy_nalu``, ``legacy_nau``,
+  ``legacy_nmu``: funcbench 0.4's arithmetic units, one stacked layer class
+  dispatching on a `kind` string (as they were, with the training loop's
+  hooks under their present names), against today's one class per unit.
 """
 
 from __future__ import annotations
@@ -34,10 +19,50 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..formula import Affine, Expression, GatedProduct, Input, PowerProduct
-from ..registry import model_family
-from .base import Model, ModelSpec, layer_sizes
-from .torch_ensemble import TorchEnsemble, seed_generators
+from benchmark import model_family, torch_model
+from benchmark.formula import Affine, Expression, GatedProduct, Input, PowerProduct
+from benchmark.model import ModelSpec
+from benchmark.models.ensemble import TorchEnsemble
+from benchmark.models.stacked import seed_generators
+
+
+class PlainMLP(nn.Module):
+    def __init__(self, inputs: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class PlainNAU(nn.Module):
+    """The NAU as a plugin would write it, without claiming to broadcast over members."""
+
+    def __init__(self, inputs: int):
+        super().__init__()
+        r = min(0.5, math.sqrt(3) * math.sqrt(2 / (inputs + 1)))
+        self.W = nn.Parameter(torch.empty(inputs, 1).uniform_(-r, r))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.W
+
+    def regularizer(self, progress: float) -> dict[str, torch.Tensor]:
+        w = self.W.abs()
+        return {"sparsity": progress * torch.minimum(w, 1 - w).mean()}
+
+    def after_step(self) -> None:
+        self.W.clamp_(-1.0, 1.0)
+
+
+@torch_model(description="a ReLU MLP with one hidden layer, as a plain module")
+def plain_mlp(inputs: int, width: int = 64) -> PlainMLP:
+    return PlainMLP(inputs, width)
+
+
+@torch_model(description="the NAU as a plain module, run through vmap", regularizer_strength=10.0)
+def plain_nau(inputs: int) -> PlainNAU:
+    return PlainNAU(inputs)
+
 
 #: Added to |x| before the log of NAC* and NALU, as in the reference code.
 LOG_EPSILON = 1e-7
@@ -131,15 +156,15 @@ class UnitNetwork(nn.Module):
             x = layer(x)
         return x
 
-    def penalty(self, ramp: float) -> torch.Tensor | None:
-        """lambda_t * sparsity per member, lambda_t = ramp * `sparsity`; None while it is 0."""
-        weight = ramp * self.sparsity
+    def regularizer(self, progress: float) -> dict[str, torch.Tensor]:
+        """lambda_t * sparsity per member, lambda_t = progress * `sparsity` (0.4's `penalty`)."""
+        weight = progress * self.sparsity
         regularised = [layer for layer in self.layers if layer.regularised]
         if weight == 0 or not regularised:
-            return None
-        return weight * sum(layer.sparsity() for layer in regularised)
+            return {}
+        return {"sparsity": weight * sum(layer.sparsity() for layer in regularised)}
 
-    def constrain_(self) -> None:
+    def after_step(self, loss: torch.Tensor) -> None:
         for layer in self.layers:
             layer.constrain_()
 
@@ -170,7 +195,7 @@ class UnitNetwork(nn.Module):
             readable.append(values)
         return readable
 
-    def formulas(self) -> list[Expression | None]:
+    def formulas(self, inputs: Sequence[str]) -> list[Expression | None]:
         weights = self.weights()
         dim = weights[0].shape[1]
         formulas: list[Expression | None] = []
@@ -185,51 +210,34 @@ class UnitNetwork(nn.Module):
         return formulas
 
 
-def _unit_spec(first: UnitKind, last: UnitKind, hidden: int, sparsity: float = 0.0) -> ModelSpec:
-    if not 0 <= hidden <= 4096:
-        raise ValueError(f"hidden must be between 0 (one layer) and 4096, got {hidden}")
-    if sparsity < 0:
-        raise ValueError(f"sparsity must be at least 0, got {sparsity}")
+def _legacy(kind: UnitKind, sparsity: float) -> ModelSpec:
+    def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str):
+        layer = UnitLayer(kind, len(inputs), 1, seed_generators(seeds))
+        return TorchEnsemble(UnitNetwork([layer], sparsity), inputs, seeds, device)
 
-    def build(inputs: tuple[str, ...], seeds: Sequence[int], device: str) -> Model:
-        generators = seed_generators(seeds)
-        widths = [len(inputs), hidden, 1] if hidden else [len(inputs), 1]
-        kinds = [first, last] if hidden else [last]
-        layers = [UnitLayer(kind, a, b, generators) for kind, a, b in zip(kinds, widths, widths[1:])]
-        return TorchEnsemble(UnitNetwork(layers, sparsity), inputs, seeds, device)
-
-    shape = f"{first.upper()} -> {last.upper()}, {hidden} hidden" if hidden else f"one {last.upper()} layer"
-    # Up to three weight matrices a layer (NALU: W^, M^ and its gate).
-    return ModelSpec(build, shape.replace("_MUL", "*"), learning_rate=UNIT_LEARNING_RATE,
-                     size=lambda d: layer_sizes([d, hidden, 1] if hidden else [d, 1], gates=3))
+    return ModelSpec(build, f"0.4's one {kind} layer", learning_rate=0.01)
 
 
-#: Adam's learning rate for the units outside the published protocols (which set 1e-3).
-UNIT_LEARNING_RATE = 0.01
-
-_HIDDEN = "hidden = 0: one layer, inputs -> 1; hidden = 2: the published inputs -> 2 -> 1 network"
-
-
-@model_family(description=f"NAC+: W = tanh(W^) * sigmoid(M^), y = x W. {_HIDDEN}")
-def nac(hidden: int = 0) -> ModelSpec:
-    return _unit_spec("nac", "nac", hidden)
+@model_family(description="0.4's NAC+")
+def legacy_nac() -> ModelSpec:
+    return _legacy("nac", 0.0)
 
 
-@model_family(description=f"NAC*: y = exp(log(|x| + eps) W); with hidden units, NAC+ -> NAC*. {_HIDDEN}")
-def nac_mul(hidden: int = 0) -> ModelSpec:
-    return _unit_spec("nac", "nac_mul", hidden)
+@model_family(description="0.4's NAC*")
+def legacy_nac_mul() -> ModelSpec:
+    return _legacy("nac_mul", 0.0)
 
 
-@model_family(description=f"NALU: a gate between NAC+ and NAC* sharing one W. {_HIDDEN}")
-def nalu(hidden: int = 0) -> ModelSpec:
-    return _unit_spec("nalu", "nalu", hidden)
+@model_family(description="0.4's NALU")
+def legacy_nalu() -> ModelSpec:
+    return _legacy("nalu", 0.0)
 
 
-@model_family(description=f"NAU: y = x W, W clamped to [-1, 1], sparsity-regularised. {_HIDDEN}")
-def nau(hidden: int = 0, sparsity: float = 10.0) -> ModelSpec:
-    return _unit_spec("nau", "nau", hidden, sparsity)
+@model_family(description="0.4's NAU")
+def legacy_nau() -> ModelSpec:
+    return _legacy("nau", 10.0)
 
 
-@model_family(description=f"NMU: y = prod(W x + 1 - W), W in [0, 1]; with hidden units, NAU -> NMU. {_HIDDEN}")
-def nmu(hidden: int = 0, sparsity: float = 10.0) -> ModelSpec:
-    return _unit_spec("nau", "nmu", hidden, sparsity)
+@model_family(description="0.4's NMU")
+def legacy_nmu() -> ModelSpec:
+    return _legacy("nmu", 10.0)
