@@ -38,6 +38,11 @@ class ModelError(Exception):
     Its message is one line naming the model; not a `FuncbenchError`, which would stop the run.
     """
 
+    @classmethod
+    def of(cls, model, exc: Exception) -> ModelError:
+        """`exc`, met in model spec `model`'s code, as one line naming the plugin and the model."""
+        return cls(f"{model.origin}: model '{model.label}': {exc}")
+
 
 class ResourceError(FuncbenchError):
     """The machine lacks what the run needs (memory, disk): not the user's typo, but theirs to fix."""

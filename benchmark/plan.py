@@ -88,8 +88,11 @@ def resolve_config(registry: Registry, suite: str | None, options: dict[str, Any
         if unknown := sorted(set(settings) - set(PER_MODEL)):
             raise FuncbenchError(f"suite '{chosen.label}' sets {', '.join(unknown)} for model '{family}'; "
                                  f"a suite may set only {', '.join(PER_MODEL)} per model")
-    # What the command line sets wins over the suite's settings for one family, too.
-    per_model = {family: {k: v for k, v in settings.items() if k not in options}
+    # What the command line sets wins over the suite's settings for one family, too; but an option
+    # given with the very value the suite sets is the suite's (a run repeated from its run.json gives
+    # every option the run had), so it leaves the suite's settings for single families alone.
+    overridden = {k for k, v in options.items() if k not in chosen.settings or chosen.settings[k] != v}
+    per_model = {family: {k: v for k, v in settings.items() if k not in overridden}
                  for family, settings in chosen.model_settings.items()}
     values = {"targets": chosen.targets, "models": chosen.models, **chosen.settings, **options, "suite": chosen.label,
               "model_settings": {family: settings for family, settings in per_model.items() if settings}}
@@ -243,6 +246,9 @@ def _select(registry: Registry, kind: Kind, text: str) -> tuple[list[Any], list[
     for entry, params in chosen:
         if (kind, entry.name) in registry.conflicts:  # the run selects a name two plugins define
             problems.append(registry.conflicts[(kind, entry.name)])
+        if (kind, entry.name) in registry.broken:  # broken as defined: said when it was loaded
+            problems.append(registry.broken[(kind, entry.name)])
+            continue
         try:
             made.append(entry.create(**params))
         except FuncbenchError as exc:

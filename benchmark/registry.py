@@ -170,6 +170,9 @@ class Entry:
     #: False for targets that belong to a suite's protocol: selectable by
     #: name and through the suite, but not part of `--targets all`.
     in_all: bool = True
+    #: What is wrong with the entry as it is defined, found when it was made (a model
+    #: class's misspelt hook, say): a run that selects it skips it in one line.
+    problems: tuple[str, ...] = ()
 
     def create(self, **values: Any) -> Any:
         """Build the target or model spec for these parameter values.
@@ -355,8 +358,9 @@ class Registry:
 
     `problems` are all of them, for `bench list`. A run fails (exit 1) only
     for those that concern it: a ``--plugin`` it was given that could not be
-    imported (`failed_plugins`), or a name it selects that two plugins
-    define (`conflicts`); the rest are warnings.
+    imported (`failed_plugins`), a name it selects that two plugins
+    define (`conflicts`), or an entry it selects that is broken as defined
+    (`broken`); the rest are warnings.
     """
 
     targets: dict[str, Entry] = field(default_factory=dict)
@@ -365,6 +369,7 @@ class Registry:
     problems: list[str] = field(default_factory=list)
     failed_plugins: list[str] = field(default_factory=list)
     conflicts: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name): the problem
+    broken: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name): its first problem
 
     def table(self, kind: Kind) -> dict[str, Entry]:
         return {"target": self.targets, "model": self.models, "suite": self.suites}[kind]
@@ -388,6 +393,10 @@ class Registry:
             self.conflicts[(entry.kind, entry.name)] = problem
             return
         table[entry.name] = entry
+        for problem in entry.problems:
+            line = f"{entry.origin}: {entry.kind} '{entry.name}': {problem}; it is skipped"
+            self.problems.append(line)
+            self.broken.setdefault((entry.kind, entry.name), line)
 
     def entry(self, kind: Kind, name: str) -> Entry:
         table = self.table(kind)

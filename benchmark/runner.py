@@ -32,7 +32,7 @@ from . import __version__
 from .checks import INTERPOLATION, TargetError
 from .config import RunConfig
 from .data import Split, sample_splits
-from .errors import FuncbenchError, describe_exception
+from .errors import FuncbenchError, ModelError, describe_exception
 from .evaluate import CellResult, evaluate_cell
 from .executors import Executor, LocalExecutor, TaskFailed
 from .fingerprint import stable_hash
@@ -223,8 +223,11 @@ def train_group(task: GroupTask) -> GroupOutcome:
             return
         for trained_cell in trained_cells:
             label = trained_cell.cell.target.label
-            finished.append((trained_cell.cell.id,
-                             evaluate_cell(trained_cell, task.splits[label], task.thresholds[label])))
+            try:
+                result = evaluate_cell(trained_cell, task.splits[label], task.thresholds[label])
+            except ModelError as exc:  # a plugin's formula or readable_parameters hook: say whose
+                raise ModelError.of(trained_cell.cell.model, exc) from exc
+            finished.append((trained_cell.cell.id, result))
 
     cells = _cells_of(task.source)
     missing = [cell_id for cell_id in task.cell_ids if cell_id not in cells]

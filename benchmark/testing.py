@@ -29,6 +29,7 @@ from .data import sample_splits
 from .domains import Box
 from .errors import FuncbenchError
 from .model import ModelSpec, MonitoredSplit, TrainingData, TrainSettings
+from .plan import DEFAULT_SCHEDULE
 from .registry import SELECTABLE_NAME, Entry, Target
 
 
@@ -54,10 +55,14 @@ def check_model_family(entry: Entry, *, dims: tuple[int, ...] = (1, 2, 3), targe
     """Build the family (its defaults, or `params`) and check it trains as funcbench needs.
 
     On inputs of each dimension in `dims` (or of `target`): the checks a
-    run makes before training (`ModelSpec.check`); then a short training
-    of seeds 0, 1 and 2 together, whose predictions must be finite and of
-    the right shape, and in which seed 2 must end where it ends trained
-    alone (to float32 tolerance).
+    run makes before training (`ModelSpec.check`: for a `torch_model`, a
+    module of the right output shape, finite at initialisation, whose
+    members run as one with the numbers each gives alone, every hook
+    callable); then a short training (3 epochs, with the family's
+    training defaults and regulariser schedule) of seeds 0, 1 and 2
+    together, whose predictions must be finite and of the right shape, and
+    in which seed 2 must end where it ends trained alone (to float32
+    tolerance).
     """
     _check_entry(entry, "model")
     spec = _create(entry, params)
@@ -83,6 +88,10 @@ def _trains_like_one_member_per_seed(spec: ModelSpec, dim: int, target: Target |
     known = {f.name for f in fields(TrainSettings)}
     settings = replace(_SETTINGS, learning_rate=spec.learning_rate or _SETTINGS.learning_rate,
                        **{key: value for key, value in spec.training.items() if key in known})
+    # The family's regulariser schedule, as a run would lay it over these steps.
+    total = settings.total_steps(200)
+    start, end = spec.training.get("regularizer_schedule", DEFAULT_SCHEDULE)
+    settings = replace(settings, reg_start=round(start * total), reg_end=max(round(start * total), round(end * total)))
     predictions = {}
     for seeds in ((0, 1, 2), (2,)):
         splits = {s.name: s for s in sample_splits(target, seeds, 200, 100)}

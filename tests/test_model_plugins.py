@@ -199,6 +199,8 @@ BROKEN = {
     "a hook that raises": ("return Raising(inputs)", "its regularizer() raised ZeroDivisionError"),
     "a near-miss hook": ("return Misspelt(inputs)", "its method 'after_stpe' is not a hook funcbench calls; did you mean 'after_step'?"),
     "another near-miss": ("return Regulariser(inputs)", "its method 'regulariser' is not a hook funcbench calls; did you mean 'regularizer'?"),
+    "a hook of the wrong type": ("return Untyped(inputs)", "its regularizer() raised TypeError"),
+    "tied weights": ("return Tied(inputs)", "shares one parameter between two of its submodules"),
 }
 
 BROKEN_PLUGIN = textwrap.dedent('''
@@ -249,6 +251,26 @@ BROKEN_PLUGIN = textwrap.dedent('''
             return {{}}
 
 
+    class Untyped(Shaped):
+        def __init__(self, inputs):
+            super().__init__(inputs, 1)
+
+        def regularizer(self, progress=1.0):  # a default is fine; a bare tensor is not a dict of terms
+            return self.weight.sum()
+
+
+    class Tied(nn.Module):
+        def __init__(self, inputs):
+            super().__init__()
+            self.first = nn.Linear(inputs, inputs)
+            self.second = nn.Linear(inputs, 1)
+            self.again = nn.Linear(inputs, inputs)
+            self.again.weight = self.first.weight
+
+        def forward(self, x):
+            return self.second(self.again(self.first(x)))
+
+
     @torch_model(description="a broken family")
     def broken(inputs: int) -> nn.Module:
         {body}
@@ -270,12 +292,18 @@ def test_a_broken_model_is_one_line_and_the_others_still_run(case, tmp_path, ben
     assert set(result.table("results")["model"]) == {"linear"}  # the other model ran
 
 
-def test_a_near_miss_hook_on_the_declared_class_fails_the_plugin_at_import(tmp_path, bench):
+def test_a_near_miss_hook_on_the_declared_class_is_found_when_the_plugin_loads(tmp_path, bench):
     plugin = tmp_path / "misspelt.py"
     plugin.write_text(BROKEN_PLUGIN.format(body="return Misspelt(inputs)").replace("-> nn.Module:", "-> Misspelt:"))
     listing = bench("list", "models", "--plugin", str(plugin))
     assert listing.exit_code == 1
     assert "did you mean 'after_step'?" in listing.stderr and str(plugin) in listing.stderr
+    result = bench("run", "--plugin", str(plugin), "--targets", "addition", "--models", "broken,linear",
+                   "--seeds", "2", "--epochs", "2")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if "broken" in line]
+    assert len(lines) == 1 and "model 'broken'" in lines[0] and "did you mean 'after_step'?" in lines[0], result.stderr
+    assert set(result.table("results")["model"]) == {"linear"}
 
 
 def test_a_hook_that_raises_while_training_fails_its_cells_in_one_line(tmp_path, bench):
@@ -299,6 +327,30 @@ def test_a_hook_that_raises_while_training_fails_its_cells_in_one_line(tmp_path,
     assert len(failed) == 1 and "model 'broken'" in failed[0] and "its after_step() raised RuntimeError" in failed[0]
     assert set(result.table("results")["model"]) == {"linear"}
     assert result.meta()["failed_cells"][0]["model"] == "broken"
+
+
+def test_a_formula_hook_that_raises_after_training_names_the_plugin(tmp_path, bench):
+    plugin = tmp_path / "late_formula.py"
+    plugin.write_text(BROKEN_PLUGIN.format(body="return Unreadable(inputs)") + textwrap.dedent('''
+        class Unreadable(Shaped):
+            def __init__(self, inputs):
+                super().__init__(inputs, 1)
+                self.trained = False
+
+            def after_step(self):
+                self.trained = True
+
+            def formula(self, inputs):
+                if self.trained:
+                    raise KeyError("no formula after training")
+                return None
+    '''))
+    result = bench("run", "--plugin", str(plugin), "--targets", "addition", "--models", "broken,linear",
+                   "--seeds", "2", "--epochs", "2")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    failed = [line for line in result.stderr.splitlines() if "no formula after training" in line]
+    assert len(failed) == 1 and f"plugin {plugin}: model 'broken': its formula() raised KeyError" in failed[0], failed
+    assert set(result.table("results")["model"]) == {"linear"}
 
 
 def test_a_parameter_value_the_factory_refuses_is_the_users_error(bench):

@@ -1,5 +1,7 @@
 """The published arithmetic protocols through the CLI: suites, training by steps, the success statistics."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,7 @@ from conftest import Invocation, assert_one_line_error
 
 from benchmark.cli import cli
 from benchmark.data import sample_splits
+from benchmark.plan import build_plan, resolve_config
 from benchmark.plugins import load_registry
 from benchmark.statistics import nalu_scores
 
@@ -187,3 +190,21 @@ def test_a_target_undefined_where_a_fresh_batch_lands_is_skipped_with_one_line(b
     assert len(warnings) == 1 and "target 'sliver' failed while training: returned NaN or infinite values" in warnings[0]
     assert set(result.table("results")["target"]) == {"addition"}
     assert "Traceback" not in result.stderr
+
+
+def test_a_suite_sets_the_npus_learning_rate_apart_and_a_repeat_from_run_json_keeps_it(bench, tmp_path):
+    args = ["--suite", "arithmetic-single-layer", "--targets", "binary_op[op=mul]", "--models", "npu,nau",
+            "--steps", "40", "--eval-every", "20", "--seeds", "1", "--eval-samples", "100"]
+    registry = load_registry()
+    config = resolve_config(registry, "arithmetic-single-layer", {"steps": 40})
+    rates = {cell.model.label: cell.settings.learning_rate
+             for cell in build_plan(registry, replace(config, targets="binary_op[op=mul]", models="npu,nau")).cells}
+    assert rates == {"npu": 5e-3, "nau": 1e-3}  # nalm-benchmark's: the NPUs at 5e-3, every other unit at 1e-3
+    first = bench("run", *args)
+    assert first.exit_code == 0, first.stderr
+    again = bench("run", "--config", str(first.run_dir))
+    assert again.exit_code == 0, again.stderr
+    assert "(0 trained, 2 reused)" in again.stdout and again.run_dir == first.run_dir
+    # An option given on the command line wins for every family, the NPUs included.
+    overridden = resolve_config(registry, "arithmetic-single-layer", {"learning_rate": 0.02})
+    assert overridden.model_settings == {}

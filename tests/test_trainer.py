@@ -266,3 +266,13 @@ def test_gradient_clipping_is_per_member_as_torchs_is_for_one_model(clip):
                          for s in range(3)])
     if "clip_norm" in clip:
         assert (norms <= clip["clip_norm"] * (1 + 1e-5)).all()
+
+
+def test_clipping_by_norm_takes_a_parameter_of_one_number_per_seed():
+    from benchmark.train.optimizers import clip_gradients
+
+    scalar, matrix = nn.Parameter(torch.zeros(3)), nn.Parameter(torch.zeros(3, 2, 2))
+    scalar.grad, matrix.grad = torch.tensor([3.0, 0.0, 0.3]), torch.full((3, 2, 2), 2.0)
+    clip_gradients([scalar, matrix], None, 1.0)
+    norms = torch.sqrt(scalar.grad**2 + matrix.grad.square().sum(dim=(1, 2)))
+    torch.testing.assert_close(norms, torch.ones(3), rtol=1e-5, atol=1e-6)

@@ -62,6 +62,8 @@ class TorchEnsemble:
     def members(self, index: slice, inputs: tuple[str, ...]) -> TorchEnsemble:
         # Every parameter and buffer is stacked along its first axis (checked
         # when fitting), so a copy with each sliced is those members alone.
+        for p in self.module.parameters():
+            p.grad = None  # the last step's gradients: not worth copying whole into every part
         module = copy.deepcopy(self.module)
         with torch.no_grad():
             for t in [*module.parameters(), *module.buffers()]:

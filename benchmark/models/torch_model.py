@@ -27,9 +27,15 @@ funcbench builds one copy per seed and trains them all at once:
   it would alone, a diverging seed is marked on its own, and cells of one
   family on targets of one shape batch together.
 
-The optional hooks, declared by `ModelHooks` and checked when a module is
-first built (and at import, where the factory's return annotation names
-the class), are called on each member as if it were alone.
+The optional hooks are declared by `ModelHooks` and checked when the
+plugin loads (where the factory's return annotation names the module's
+class) and again on the first module built. `regularizer` and `after_step`
+run every step on all members at once, under `vmap` (or on the stacked
+tensors): like `forward`, they must be tensor operations, with no
+``.item()`` and no Python ``if`` on a tensor's value, and a plain Python
+attribute they change is one attribute for all members. `formula` and
+`readable_parameters` run after training on each member alone, on its own
+tensors, and may read them as numbers.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from .ensemble import TorchEnsemble
 
 
 class ModelHooks(Protocol):
-    """The hooks a module may define, each optional, each called on one member as if it were alone."""
+    """The hooks a module may define, each optional, each written for one member (see the module's docstring)."""
 
     def regularizer(self, progress: float) -> Mapping[str, torch.Tensor]:
         """Named penalty terms, each a scalar tensor.
@@ -75,6 +81,10 @@ class ModelHooks(Protocol):
         It may instead take one argument, ``loss``: the member's training loss at this step.
         """
         ...
+
+    #: Optional: names of the hooks above that this instance defines but does not use (a container
+    #: whose layers have none), so funcbench need not call them at every step.
+    unused_hooks: tuple[str, ...]
 
     def formula(self, inputs: Sequence[Expression]) -> Expression | Sequence[Expression] | None:
         """The learned function as a formula of `inputs` (one `benchmark.formula.Input` each), or None."""
@@ -111,9 +121,10 @@ def hook_problems(cls: type) -> list[str]:
                 parameters = list(inspect.signature(method).parameters.values())[1:]  # without self
             except (TypeError, ValueError):
                 continue
-            required = [p for p in parameters if p.default is inspect.Parameter.empty
-                        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            if len(required) not in counts and not any(p.kind == p.VAR_POSITIONAL for p in parameters):
+            positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            required = [p for p in positional if p.default is inspect.Parameter.empty]
+            varargs = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+            if not any(len(required) <= count and (count <= len(positional) or varargs) for count in counts):
                 wanted = " or ".join(str(c) for c in counts)
                 problems.append(f"its hook '{name}' takes {len(required)} argument(s); it must take {wanted}")
             continue
@@ -165,13 +176,15 @@ class MemberStack(nn.Module):
         # Not registered as submodules: their tensors are replaced on every call.
         object.__setattr__(self, "_template", copy.deepcopy(first).to("meta"))
         object.__setattr__(self, "_methods", {})
-        self.hooks = {name for name in HOOKS if callable(getattr(first, name, None))}
+        # A container may define a hook that does nothing for this instance, and say so (`unused_hooks`).
+        self.hooks = {name for name in HOOKS if callable(getattr(first, name, None))} - set(
+            getattr(first, "unused_hooks", ()))
         self.after_step_takes_loss = "after_step" in self.hooks and _takes_argument(first.after_step)
         self.readable_takes_inputs = ("readable_parameters" in self.hooks
                                       and _takes_argument(first.readable_parameters))
 
     @property
-    def members(self) -> int:
+    def n_members(self) -> int:
         return next(iter(self._state().values())).shape[0]
 
     def _state(self) -> dict[str, torch.Tensor]:
@@ -205,11 +218,12 @@ class MemberStack(nn.Module):
         if "regularizer" not in self.hooks:
             return {}
         if self.broadcasts:
-            return dict(self._hook("regularizer", lambda: self.stacked.regularizer(progress)))
-        return dict(self._hook("regularizer", lambda: self._vmapped("regularizer", progress)))
+            return self._hook("regularizer", lambda: dict(self.stacked.regularizer(progress)))
+        # A term left out for some members and not others cannot be stacked: the hook leaves it out for all or none.
+        return self._hook("regularizer", lambda: dict(self._vmapped("regularizer", progress)))
 
-    @torch.no_grad()
     def after_step(self, loss: torch.Tensor) -> None:
+        """Every member's `after_step`; the loop calls it under ``no_grad``."""
         if "after_step" not in self.hooks:
             return
         args = (loss.detach(),) if self.after_step_takes_loss else ()
@@ -232,21 +246,20 @@ class MemberStack(nn.Module):
     @torch.no_grad()
     def formulas(self, inputs: Sequence[str]) -> list[Expression | None]:
         if "formula" not in self.hooks:
-            return [None] * self.members
+            return [None] * self.n_members
         terms = tuple(Input(i) for i in range(len(inputs)))
-        return [_one_expression(self._hook("formula", lambda s=s: self._call("formula", self.member_state(s), terms)))
-                for s in range(self.members)]
+        return [self._hook("formula", lambda s=s: _one_expression(self._call("formula", self.member_state(s), terms)))
+                for s in range(self.n_members)]
 
     @torch.no_grad()
     def readable_parameters(self, inputs: Sequence[str]) -> list[dict[str, float]]:
         if "readable_parameters" not in self.hooks:
-            return [{} for _ in range(self.members)]
+            return [{} for _ in range(self.n_members)]
         args = (tuple(inputs),) if self.readable_takes_inputs else ()
         read = []
-        for s in range(self.members):
-            values = self._hook("readable_parameters", lambda s=s: self._call("readable_parameters",
-                                                                                self.member_state(s), *args))
-            read.append({str(k): float(v) for k, v in dict(values).items()})
+        for s in range(self.n_members):
+            read.append(self._hook("readable_parameters", lambda s=s: {
+                str(k): float(v) for k, v in dict(self._call("readable_parameters", self.member_state(s), *args)).items()}))
         return read
 
 
@@ -297,14 +310,13 @@ def torch_model(
     def register(factory: Callable[..., nn.Module]) -> Entry:
         family = name or factory.__name__
         declared = _return_class(factory)
-        if declared is not None and (problems := hook_problems(declared)):
-            raise TypeError(f"model '{family}': {problems[0]}")
+        problems = tuple(hook_problems(declared)) if declared is not None else ()
 
         def make(**params: Any) -> ModelSpec:
             return _spec(factory, family, description, learning_rate, training, params)
 
         make.__signature__ = inspect.Signature(list(inspect.signature(factory).parameters.values())[1:])  # type: ignore[attr-defined]
-        return Entry("model", family, description, make, parameters_of(factory, skip=1))
+        return Entry("model", family, description, make, parameters_of(factory, skip=1), problems=problems)
 
     return register
 
@@ -329,9 +341,10 @@ def _spec(factory: Callable[..., nn.Module], family: str, description: str, lear
         return build_member(factory, dim, params, 0)
 
     def identity(dim: int) -> str:
-        # The module's class may live apart from the factory (an installed package's, say).
-        cls = type(one(dim))
-        return stable_hash([code_fingerprint(f) for f in (factory, cls)] + [origin_fingerprint(f) for f in (factory, cls)])
+        # The module's class may live apart from the factory (an installed package's, say). A class of
+        # torch's own (nn.Sequential) is covered by torch's version, which every cell id holds.
+        defined = [factory] + [cls for cls in (type(one(dim)),) if cls.__module__.partition(".")[0] != "torch"]
+        return stable_hash([code_fingerprint(f) for f in defined] + [origin_fingerprint(f) for f in defined])
 
     def size(dim: int) -> tuple[int, int]:
         parameters = sum(t.numel() for t in one(dim).parameters())
@@ -347,8 +360,8 @@ def _spec(factory: Callable[..., nn.Module], family: str, description: str, lear
 def check_module(make: Callable[[int], Any], x: np.ndarray) -> str | None:
     """Why modules `make(seed)` cannot train on inputs like x (n, d), in one line; None if they can.
 
-    Builds seeds 0 and 1, runs seed 0 alone and both stacked, and calls
-    every hook once, on copies: what training would meet first, met here.
+    Builds seeds 0 and 1, runs each alone and both as one, and calls every
+    hook once, on these copies: what training would meet first, met here.
     A ValueError from the factory (a parameter's value it refuses) is
     raised, as a target family's factory's would be.
     """
@@ -361,37 +374,55 @@ def check_module(make: Callable[[int], Any], x: np.ndarray) -> str | None:
         return f"cannot be built for {d} input(s): {describe_exception(exc)}"
     if not isinstance(copies[0], nn.Module):
         return f"its factory returned {type(copies[0]).__name__}, not a torch.nn.Module"
+    try:
+        return _module_problem(copies, x)
+    except ModelError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever a plugin's module does wrong is said in one line
+        return f"fails its checks: {describe_exception(exc)}"
+
+
+def _module_problem(copies: list[nn.Module], x: np.ndarray) -> str | None:
+    n, d = x.shape
     if problems := hook_problems(type(copies[0])):
         return problems[0]
     if not list(copies[0].parameters()):
         return "has no parameters to train"
+    if len(list(copies[0].named_parameters(remove_duplicate=False))) != len(list(copies[0].named_parameters())):
+        return "shares one parameter between two of its submodules (tied weights), which cannot be stacked per seed"
     xt = torch.as_tensor(x, dtype=torch.float32)
+    alone = []
+    for module in copies:
+        try:
+            with torch.no_grad():
+                out = module(xt)
+        except Exception as exc:  # noqa: BLE001
+            return f"its forward raised {describe_exception(exc)} on inputs of shape ({n}, {d})"
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, 1):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            return f"its forward returned {shape} for inputs of shape ({n}, {d}); it must return ({n}, 1)"
+        if not torch.isfinite(out).all():
+            return "its forward returns non-finite values at initialisation, on inputs from the training domain"
+        alone.append(out)
+    stack = MemberStack(copies)
+    how = "broadcasting over stacked members" if stack.broadcasts else "torch.func.vmap"
     try:
-        with torch.no_grad():
-            alone = copies[0](xt)
-    except Exception as exc:  # noqa: BLE001
-        return f"its forward raised {describe_exception(exc)} on inputs of shape ({n}, {d})"
-    if not isinstance(alone, torch.Tensor) or tuple(alone.shape) != (n, 1):
-        shape = tuple(alone.shape) if isinstance(alone, torch.Tensor) else type(alone).__name__
-        return f"its forward returned {shape} for inputs of shape ({n}, {d}); it must return ({n}, 1)"
-    if not torch.isfinite(alone).all():
-        return "its forward returns non-finite values at initialisation, on inputs from the training domain"
-    try:
-        stack = MemberStack(copies)
         with torch.no_grad():
             both = stack(xt.expand(2, n, d))
     except Exception as exc:  # noqa: BLE001
-        how = "broadcasting over stacked members" if getattr(copies[0], "broadcasts_over_members", False) else "torch.func.vmap"
         return f"cannot run its members as one under {how}: {describe_exception(exc)}"
-    if not torch.allclose(both[0], alone, rtol=1e-4, atol=1e-5):
-        return "gives other outputs when its members run stacked than alone (does it claim broadcasts_over_members wrongly?)"
-    try:
-        terms = stack.regularizer(0.5)
-        if not all(isinstance(t, torch.Tensor) and t.shape == (2,) for t in terms.values()):
-            return "its regularizer() must return a dict of scalar tensors"
+    if not all(torch.allclose(both[s], alone[s], rtol=1e-4, atol=1e-5) for s in range(2)):
+        return f"gives other outputs when its members run as one ({how}) than alone"
+    terms = stack.regularizer(0.5)
+    if not all(isinstance(t, torch.Tensor) and t.shape == (2,) for t in terms.values()):
+        return "its regularizer() must return a dict of scalar tensors"
+    if stack.broadcasts and "regularizer" in stack.hooks:
+        for s, module in enumerate(copies):
+            own = module.regularizer(0.5)
+            if own.keys() != terms.keys() or not all(torch.allclose(terms[k][s], own[k]) for k in own):
+                return "gives other regularizer terms when its members run as one than alone"
+    with torch.no_grad():
         stack.after_step(torch.zeros(2))
-        stack.formulas(tuple(f"x{i + 1}" for i in range(d)))
-        stack.readable_parameters(tuple(f"x{i + 1}" for i in range(d)))
-    except ModelError as exc:
-        return str(exc)
+    stack.formulas(tuple(f"x{i + 1}" for i in range(d)))
+    stack.readable_parameters(tuple(f"x{i + 1}" for i in range(d)))
     return None

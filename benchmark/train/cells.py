@@ -80,7 +80,7 @@ def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
     try:
         log = model.fit(data, settings)
     except ModelError as exc:  # a plugin's hook: say whose
-        raise ModelError(f"{first.model.origin}: model '{first.model.label}': {exc}") from exc
+        raise ModelError.of(first.model, exc) from exc
     seconds = time.perf_counter() - start
     if len(work) == 1:
         return [_trained(first, model, log, data.x, settings, seconds)]

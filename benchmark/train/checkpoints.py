@@ -41,12 +41,12 @@ class Checkpoints:
         self.loss_steps.append(step)
         self.losses.append(loss)
         for name, value in terms.items():
-            # A term a hook returns only from some step on is NaN before it.
-            logged = self.terms.setdefault(name, [torch.full_like(loss, torch.nan)] * (len(self.losses) - 1))
+            # A term a hook leaves out (before its ramp starts, say) adds nothing to the loss: 0.
+            logged = self.terms.setdefault(name, [torch.zeros_like(loss)] * (len(self.losses) - 1))
             logged.append(value)
         for logged in self.terms.values():
             if len(logged) < len(self.losses):
-                logged.append(torch.full_like(loss, torch.nan))
+                logged.append(torch.zeros_like(loss))
 
     @torch.no_grad()
     def evaluate(self, step: int) -> None:
@@ -77,7 +77,7 @@ class Checkpoints:
                 t.copy_(kept)
             kept_step = self.kept_step.cpu().numpy()
         else:
-            kept_step = np.full(len(self.losses[0]), self.steps[-1])
+            kept_step = np.full(self.state[0].shape[0], self.steps[-1])
         return TrainingLog(
             loss_steps=np.asarray(self.loss_steps),
             loss=torch.stack(self.losses, dim=1).double().cpu().numpy(),

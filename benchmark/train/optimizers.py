@@ -110,7 +110,7 @@ def clip_gradients(params: Sequence[nn.Parameter], clip_value: float | None, cli
         torch._foreach_clamp_min_(grads, -clip_value)
         torch._foreach_clamp_max_(grads, clip_value)
     if clip_norm is not None:
-        per_parameter = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
+        per_parameter = torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1) for g in grads])
         norms = torch.linalg.vector_norm(per_parameter, dim=0)  # (members,)
         scale = (clip_norm / (norms + 1e-6)).clamp(max=1.0)
         for g in grads:

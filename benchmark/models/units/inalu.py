@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .network import Unit
+from .network import Unit, product
 
 LOG_FLOOR = 1e-7
 EXP_CAP = 20.0
@@ -69,18 +69,20 @@ class INALU(Unit):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_a, w_m = self.weights()
-        added = x @ w_a
-        multiplied = torch.exp(torch.clamp(torch.log(x.abs().clamp_min(LOG_FLOOR)) @ w_m, max=EXP_CAP))
+        added = product(x, w_a)
+        multiplied = torch.exp(torch.clamp(product(torch.log(x.abs().clamp_min(LOG_FLOOR)), w_m), max=EXP_CAP))
         magnitude = w_m.abs().unsqueeze(-3)  # (..., 1, in, out) against x's (..., n, in, 1)
         sign = (torch.sign(x).unsqueeze(-1) * magnitude + 1 - magnitude).prod(dim=-2)
         gate = torch.sigmoid(self.g).unsqueeze(-2)
         return gate * added + (1 - gate) * multiplied * sign
 
     def regularizer(self, progress: float) -> dict[str, torch.Tensor]:
+        if progress < 1:
+            return {}
         term = sum(torch.relu(EXP_CAP - getattr(self, name).abs()).mean(dim=(-1,) if name == "g" else (-2, -1))
                    for name in INITIAL)
         below = (self._latest() < 1).to(term.dtype)
-        return {"saturation": 0.05 * float(progress >= 1) * below * term}
+        return {"saturation": 0.05 * below * term}
 
     def _latest(self) -> torch.Tensor:
         index = (self.steps - 1).clamp_min(0) % WINDOW
@@ -94,7 +96,7 @@ class INALU(Unit):
         if int(self.steps.reshape(-1)[0]) % CHECK_EVERY:
             return
         # The last WINDOW losses, oldest first, per member.
-        order = (self.steps.unsqueeze(-1) + torch.arange(WINDOW)) % WINDOW
+        order = (self.steps.unsqueeze(-1) + torch.arange(WINDOW, device=self.steps.device)) % WINDOW
         recent = self.losses.gather(-1, order)
         older, newer = recent[..., : WINDOW // 2], recent[..., WINDOW // 2:]
         stalled = older.mean(-1) <= newer.mean(-1) + newer.std(-1)

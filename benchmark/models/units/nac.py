@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ...formula import Affine, Expression, PowerProduct
-from .network import LOG_EPSILON, Unit, xavier_uniform
+from .network import LOG_EPSILON, Unit, product, xavier_uniform
 
 
 class NAC(Unit):
@@ -33,7 +33,7 @@ class NAC(Unit):
         return torch.tanh(self.W_hat) * torch.sigmoid(self.M_hat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight()
+        return product(x, self.weight())
 
     def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
         return [Affine(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]
@@ -43,7 +43,7 @@ class MultiplicativeNAC(NAC):
     """NAC*: y = exp(log(|x| + eps) W), NAC+'s weight in log space."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.exp(torch.log(x.abs() + LOG_EPSILON) @ self.weight())
+        return torch.exp(product(torch.log(x.abs() + LOG_EPSILON), self.weight()))
 
     def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
         return [PowerProduct(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]
@@ -61,7 +61,7 @@ class SigmoidNAC(Unit):
         return torch.sigmoid(self.W_hat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.exp(torch.log(x.abs() + LOG_EPSILON) @ self.weight())
+        return torch.exp(product(torch.log(x.abs() + LOG_EPSILON), self.weight()))
 
     def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
         return [PowerProduct(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .network import LOG_EPSILON, Unit, uniform_, xavier_uniform
+from .network import LOG_EPSILON, Unit, product, uniform_, xavier_uniform
 
 PHI = (1 + math.sqrt(5)) / 2
 LOG_PHI = math.log(PHI)
@@ -38,9 +38,9 @@ class NALU(Unit):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight()
-        multiplied = torch.exp(torch.log(x.abs() + LOG_EPSILON) @ w)
-        g = torch.sigmoid(x @ self.G)
-        return g * (x @ w) + (1 - g) * multiplied
+        multiplied = torch.exp(product(torch.log(x.abs() + LOG_EPSILON), w))
+        g = torch.sigmoid(product(x, self.G))
+        return g * product(x, w) + (1 - g) * multiplied
 
 
 def tanh_phi(v: torch.Tensor) -> torch.Tensor:
@@ -81,6 +81,6 @@ class GoldenNALU(Unit):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight()
-        g = sigmoid_phi(x @ self.G)
-        multiplied = torch.pow(PHI, (torch.log(x.abs() + LOG_EPSILON) / LOG_PHI) @ w)
-        return g * (x @ w) + (1 - g) * multiplied
+        g = sigmoid_phi(product(x, self.G))
+        multiplied = torch.pow(PHI, product(torch.log(x.abs() + LOG_EPSILON) / LOG_PHI, w))
+        return g * product(x, w) + (1 - g) * multiplied

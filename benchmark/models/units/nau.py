@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ...formula import Affine, Expression, GatedProduct
-from .network import Unit, sparsity, uniform_
+from .network import Unit, product, sparsity, uniform_
 
 
 class NAU(Unit):
@@ -36,10 +36,11 @@ class NAU(Unit):
         return self.W
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.W
+        return product(x, self.W)
 
     def regularizer(self, progress: float) -> dict[str, torch.Tensor]:
-        return {"sparsity": progress * sparsity(self.W)}
+        # No term at all before the ramp starts: nothing to add, differentiate or pay for.
+        return {"sparsity": progress * sparsity(self.W)} if progress else {}
 
     def after_step(self, loss: torch.Tensor) -> None:
         self.W.clamp_(-1.0, 1.0)
@@ -63,7 +64,7 @@ class NMU(Unit):
         return (x.unsqueeze(-1) * w + 1 - w).prod(dim=-2)
 
     def regularizer(self, progress: float) -> dict[str, torch.Tensor]:
-        return {"sparsity": progress * sparsity(self.W)}
+        return {"sparsity": progress * sparsity(self.W)} if progress else {}
 
     def after_step(self, loss: torch.Tensor) -> None:
         self.W.clamp_(0.0, 1.0)

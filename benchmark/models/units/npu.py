@@ -28,7 +28,7 @@ import math
 import torch
 from torch import nn
 
-from .network import Unit, xavier_uniform
+from .network import Unit, product, xavier_uniform
 
 NPU_EPSILON = float(torch.finfo(torch.float32).eps)
 
@@ -56,7 +56,7 @@ class RealNPU(Unit):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_r, k = self.gated(x)
-        return torch.exp(log_r @ self.W) * torch.cos(k @ self.W)
+        return torch.exp(product(log_r, self.W)) * torch.cos(product(k, self.W))
 
     def l1(self) -> torch.Tensor:
         return self.W.abs().sum(dim=(-2, -1)) + self.g.abs().sum(dim=-1)
@@ -77,7 +77,8 @@ class NPU(RealNPU):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_r, k = self.gated(x)
-        return torch.exp(log_r @ self.W - k @ self.W_im) * torch.cos(k @ self.W + log_r @ self.W_im)
+        return (torch.exp(product(log_r, self.W) - product(k, self.W_im))
+                * torch.cos(product(k, self.W) + product(log_r, self.W_im)))
 
     def l1(self) -> torch.Tensor:
         return super().l1() + self.W_im.abs().sum(dim=(-2, -1))
