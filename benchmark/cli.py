@@ -446,20 +446,28 @@ def _describe_entry(entry) -> str:
 
 
 def _entry_table(entries) -> str:
-    """NAME, PARAMETERS and DESCRIPTION columns, the description wrapped to the terminal's width."""
+    """NAME, PARAMETERS, FROM and DESCRIPTION columns, the description wrapped to the terminal's width."""
     rows = [(entry.name + ("*" if entry.kind == "target" and not entry.in_all else ""),
-             ", ".join(f"{p.name}={p.default}" for p in entry.parameters) or "-", entry.description)
+             ", ".join(f"{p.name}={p.default}" for p in entry.parameters) or "-", _short_origin(entry.origin),
+             entry.description)
             for entry in entries]
-    header = ("NAME", "PARAMETERS", "DESCRIPTION")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
-    indent = widths[0] + widths[1] + 4
+    header = ("NAME", "PARAMETERS", "FROM", "DESCRIPTION")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    indent = sum(widths) + 6
     room = max(30, shutil.get_terminal_size((100, 24)).columns - indent)
     lines = []
-    for name, params, description in [header, *rows]:
+    for name, params, origin, description in [header, *rows]:
         wrapped = textwrap.wrap(description, room) or [""]
-        lines.append(f"{name:<{widths[0]}}  {params:<{widths[1]}}  {wrapped[0]}")
+        lines.append(f"{name:<{widths[0]}}  {params:<{widths[1]}}  {origin:<{widths[2]}}  {wrapped[0]}")
         lines += [" " * indent + more for more in wrapped[1:]]
     return "\n".join(lines)
+
+
+def _short_origin(origin: str) -> str:
+    """Where an entry came from, short enough for a column: `plugin my_unit.py`, `entry point 'example'`."""
+    if origin.startswith("plugin "):
+        return "plugin " + Path(origin.removeprefix("plugin ")).name
+    return origin.split(" (", 1)[0]
 
 
 def _format_comparison(rows) -> str:

@@ -74,6 +74,9 @@ def reference(tmp_path_factory):
 KILLER = textwrap.dedent("""
     import importlib, os, signal, sys
     import psutil
+    # Ctrl-C as at a terminal, however the tests were started: a shell's background job inherits
+    # SIGINT ignored, and Python then leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     module, name, nth, sig, pids = sys.argv[1:6]
     owner, _, attribute = name.rpartition(".")
     holder = importlib.import_module(module)

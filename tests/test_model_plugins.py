@@ -187,6 +187,10 @@ def test_bench_list_models_says_where_each_came_from(bench, plugin):
     assert listing.exit_code == 0, listing.stderr
     assert f"from plugin {plugin}" in listing.stdout
     assert "from funcbench" in listing.stdout
+    table = bench("list", "models", "--plugin", str(plugin))
+    rows = {line.split()[0]: line for line in table.stdout.splitlines() if line and not line.startswith(" ")}
+    assert "FROM" in rows["NAME"]
+    assert "plugin my_models.py" in rows["two_layer"] and "funcbench" in rows["nau"]
 
 
 # --- mistakes: one line naming the plugin and the model, the other models still run, exit code 1 ----------------
