@@ -246,3 +246,20 @@ def test_a_target_undefined_between_its_regions_leaves_a_gap_in_the_curve(bench,
     assert lines.loc[inside_gap, "y_true"].isna().all() and inside_gap.any()
     assert lines.loc[~inside_gap & ((lines["position"] < 2) | (lines["position"] > 9)), "y_true"].notna().all()
     assert (result.run_dir / "targets" / "gap.html").is_file()
+
+
+def test_cell_ids_are_the_same_whether_function_sources_are_read_once_or_every_time():
+    """code_fingerprint keeps each function's source; reading it afresh for every cell gives the same ids."""
+    from benchmark.config import RunConfig
+    from benchmark.fingerprint import code_fingerprint
+    from benchmark.plan import build_plan
+    from benchmark.plugins import load_registry
+
+    config = RunConfig(targets="addition,product,weighted_sum[n=3]", models="linear,nau,nmu[hidden=2],knn", seeds=2)
+    registry = load_registry()
+    kept = [cell.id for cell in build_plan(registry, config).cells]
+    afresh = []
+    for cell in build_plan(load_registry(), config).cells:
+        code_fingerprint.cache_clear()
+        afresh.append(cell.id)
+    assert kept == afresh and len(set(kept)) == len(kept) == 12

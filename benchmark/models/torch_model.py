@@ -340,6 +340,7 @@ def _spec(factory: Callable[..., nn.Module], family: str, description: str, lear
     def one(dim: int) -> nn.Module:
         return build_member(factory, dim, params, 0)
 
+    @functools.cache
     def identity(dim: int) -> str:
         # The module's class may live apart from the factory (an installed package's, say). A class of
         # torch's own (nn.Sequential) is covered by torch's version, which every cell id holds.
