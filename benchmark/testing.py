@@ -19,17 +19,17 @@ print. Each returns what it built, for further assertions.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
 
 from .checks import check_target as target_problem
+from .config import RunConfig
 from .data import sample_splits
 from .domains import Box
 from .errors import FuncbenchError
-from .model import ModelSpec, MonitoredSplit, TrainingData, TrainSettings
-from .plan import DEFAULT_SCHEDULE
+from .model import ModelSpec, MonitoredSplit, TrainingData
+from .plan import train_settings
 from .registry import SELECTABLE_NAME, Entry, Target
 
 
@@ -46,8 +46,8 @@ def check_target(entry: Entry, **params: Any) -> Target:
     return target
 
 
-#: Training the seed-independence check runs: short, by epochs, on the fixed training set.
-_SETTINGS = TrainSettings(epochs=3, batch_size=50, learning_rate=1e-3)
+#: The run the seed-independence check trains as: short, by epochs, on a fixed training set of 200.
+_RUN = RunConfig(epochs=3, batch_size=50, samples=200, eval_samples=100)
 
 
 def check_model_family(entry: Entry, *, dims: tuple[int, ...] = (1, 2, 3), target: Target | None = None,
@@ -85,16 +85,10 @@ def _trains_like_one_member_per_seed(spec: ModelSpec, dim: int, target: Target |
     if target is None:
         target = Target(fn=lambda x: x.sum(axis=1, keepdims=True), domain=Box.cube(dim, 1.0, 2.0),
                         extrapolation={"far": Box.cube(dim, 3.0, 4.0)}, description="a sum", inputs=inputs)
-    known = {f.name for f in fields(TrainSettings)}
-    settings = replace(_SETTINGS, learning_rate=spec.learning_rate or _SETTINGS.learning_rate,
-                       **{key: value for key, value in spec.training.items() if key in known})
-    # The family's regulariser schedule, as a run would lay it over these steps.
-    total = settings.total_steps(200)
-    start, end = spec.training.get("regularizer_schedule", DEFAULT_SCHEDULE)
-    settings = replace(settings, reg_start=round(start * total), reg_end=max(round(start * total), round(end * total)))
+    settings = train_settings(_RUN, spec)  # the family's own training defaults and schedule, as a run's
     predictions = {}
     for seeds in ((0, 1, 2), (2,)):
-        splits = {s.name: s for s in sample_splits(target, seeds, 200, 100)}
+        splits = {s.name: s for s in sample_splits(target, seeds, _RUN.samples, _RUN.eval_samples)}
         train, held_out = splits["train"], splits["interpolation"]
         model = spec.build(inputs, seeds, "cpu")
         data = TrainingData(train.x, train.y, [MonitoredSplit(held_out.name, held_out.x, held_out.y)])

@@ -281,19 +281,25 @@ BROKEN_PLUGIN = textwrap.dedent('''
 ''')
 
 
+def run_beside_linear(bench, plugin, epochs: int = 2):
+    """`bench run` of the plugin's model `broken` beside `linear`: it ends with exit code 1, no traceback,
+    and `linear`'s results; the stderr lines naming `broken` come back with the invocation."""
+    result = bench("run", "--plugin", str(plugin), "--targets", "addition", "--models", "broken,linear",
+                   "--seeds", "2", "--epochs", str(epochs))
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert set(result.table("results")["model"]) == {"linear"}  # the other model ran
+    return result, [line for line in result.stderr.splitlines() if "broken" in line]
+
+
 @pytest.mark.parametrize("case", BROKEN, ids=list(BROKEN))
 def test_a_broken_model_is_one_line_and_the_others_still_run(case, tmp_path, bench):
     body, message = BROKEN[case]
     plugin = tmp_path / "broken_models.py"
     plugin.write_text(BROKEN_PLUGIN.format(body=body))
-    result = bench("run", "--plugin", str(plugin), "--targets", "addition", "--models", "broken,linear",
-                   "--seeds", "2", "--epochs", "2")
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if "broken" in line]
+    result, lines = run_beside_linear(bench, plugin)
     assert len(lines) == 1, result.stderr
     assert f"plugin {plugin}" in lines[0] and "model 'broken'" in lines[0] and message in lines[0], lines[0]
-    assert set(result.table("results")["model"]) == {"linear"}  # the other model ran
 
 
 def test_a_near_miss_hook_on_the_declared_class_is_found_when_the_plugin_loads(tmp_path, bench):
@@ -302,12 +308,8 @@ def test_a_near_miss_hook_on_the_declared_class_is_found_when_the_plugin_loads(t
     listing = bench("list", "models", "--plugin", str(plugin))
     assert listing.exit_code == 1
     assert "did you mean 'after_step'?" in listing.stderr and str(plugin) in listing.stderr
-    result = bench("run", "--plugin", str(plugin), "--targets", "addition", "--models", "broken,linear",
-                   "--seeds", "2", "--epochs", "2")
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if "broken" in line]
+    result, lines = run_beside_linear(bench, plugin)
     assert len(lines) == 1 and "model 'broken'" in lines[0] and "did you mean 'after_step'?" in lines[0], result.stderr
-    assert set(result.table("results")["model"]) == {"linear"}
 
 
 def test_a_hook_that_raises_while_training_fails_its_cells_in_one_line(tmp_path, bench):
@@ -323,13 +325,9 @@ def test_a_hook_that_raises_while_training_fails_its_cells_in_one_line(tmp_path,
                 if self.calls > 3:
                     raise RuntimeError("the clamp broke")
     '''))
-    result = bench("run", "--plugin", str(plugin), "--targets", "addition", "--models", "broken,linear",
-                   "--seeds", "2", "--epochs", "3")
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
+    result, _ = run_beside_linear(bench, plugin, epochs=3)
     failed = [line for line in result.stderr.splitlines() if "the clamp broke" in line]
     assert len(failed) == 1 and "model 'broken'" in failed[0] and "its after_step() raised RuntimeError" in failed[0]
-    assert set(result.table("results")["model"]) == {"linear"}
     assert result.meta()["failed_cells"][0]["model"] == "broken"
 
 
@@ -349,12 +347,9 @@ def test_a_formula_hook_that_raises_after_training_names_the_plugin(tmp_path, be
                     raise KeyError("no formula after training")
                 return None
     '''))
-    result = bench("run", "--plugin", str(plugin), "--targets", "addition", "--models", "broken,linear",
-                   "--seeds", "2", "--epochs", "2")
-    assert result.exit_code == 1, (result.stdout, result.stderr)
+    result, _ = run_beside_linear(bench, plugin)
     failed = [line for line in result.stderr.splitlines() if "no formula after training" in line]
     assert len(failed) == 1 and f"plugin {plugin}: model 'broken': its formula() raised KeyError" in failed[0], failed
-    assert set(result.table("results")["model"]) == {"linear"}
 
 
 def test_a_parameter_value_the_factory_refuses_is_the_users_error(bench):

@@ -315,7 +315,6 @@ def torch_model(
         def make(**params: Any) -> ModelSpec:
             return _spec(factory, family, description, learning_rate, training, params)
 
-        make.__signature__ = inspect.Signature(list(inspect.signature(factory).parameters.values())[1:])  # type: ignore[attr-defined]
         return Entry("model", family, description, make, parameters_of(factory, skip=1), problems=problems)
 
     return register

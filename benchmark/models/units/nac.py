@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
-from ...formula import Affine, Expression, PowerProduct
+from ...formula import Affine, PowerProduct
 from .network import LOG_EPSILON, Unit, product, xavier_uniform
 
 
 class NAC(Unit):
     """NAC+: y = x W, W = tanh(W^) * sigmoid(M^)."""
+
+    expression = Affine
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -35,22 +36,20 @@ class NAC(Unit):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return product(x, self.weight())
 
-    def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
-        return [Affine(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]
-
 
 class MultiplicativeNAC(NAC):
     """NAC*: y = exp(log(|x| + eps) W), NAC+'s weight in log space."""
 
+    expression = PowerProduct
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(product(torch.log(x.abs() + LOG_EPSILON), self.weight()))
-
-    def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
-        return [PowerProduct(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]
 
 
 class SigmoidNAC(Unit):
     """NAC*sigma: y = exp(log(|x| + eps) W), W = sigmoid(W^)."""
+
+    expression = PowerProduct
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -62,6 +61,3 @@ class SigmoidNAC(Unit):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.exp(product(torch.log(x.abs() + LOG_EPSILON), self.weight()))
-
-    def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
-        return [PowerProduct(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]

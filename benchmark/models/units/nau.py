@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-from ...formula import Affine, Expression, GatedProduct
+from ...formula import Affine, GatedProduct
 from .network import Unit, product, sparsity, uniform_
 
 
 class NAU(Unit):
     """y = x W, W in [-1, 1]."""
+
+    expression = Affine
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -45,12 +46,11 @@ class NAU(Unit):
     def after_step(self, loss: torch.Tensor) -> None:
         self.W.clamp_(-1.0, 1.0)
 
-    def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
-        return [Affine(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]
-
 
 class NMU(Unit):
     """y_j = prod_i (W_ij x_i + 1 - W_ij), W in [0, 1]."""
+
+    expression = GatedProduct
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -68,6 +68,3 @@ class NMU(Unit):
 
     def after_step(self, loss: torch.Tensor) -> None:
         self.W.clamp_(0.0, 1.0)
-
-    def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression]:
-        return [GatedProduct(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]

@@ -56,13 +56,18 @@ class Unit(nn.Module):
     """One arithmetic layer; subclasses define `weight` (the effective (in, out) matrix) and `forward`."""
 
     broadcasts_over_members = True
+    #: The formula of one output given its column of the effective weight and the input terms
+    #: (`Affine`, `PowerProduct`, `GatedProduct`); None where the unit has no closed form.
+    expression: type[Expression] | None = None
 
     def weight(self) -> torch.Tensor:
         raise NotImplementedError
 
     def expressions(self, w: np.ndarray, terms: tuple[Expression, ...]) -> list[Expression] | None:
-        """Each output's formula given the effective weight (in, out); None where the unit has no closed form."""
-        return None
+        """Each output's formula given the effective weight (in, out)."""
+        if self.expression is None:
+            return None
+        return [self.expression(tuple(float(v) for v in w[:, j]), terms) for j in range(w.shape[1])]
 
 
 class UnitNetwork(nn.Sequential):
