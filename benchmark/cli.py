@@ -204,7 +204,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
 
     from .executors import DaskExecutor, LocalExecutor
     from .resources import check_fits
-    from .runner import MAX_MEMBERS, execute
+    from .runner import execute
     from .store import read_run
     from .threads import usable_cores
 
@@ -220,7 +220,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
     # On a GPU, one process drives it by default; more would each hold their own context on it.
     processes = jobs or (usable_cores() if config.device == "cpu" else 1)
     local = executor != "dask" and scheduler is None  # a Dask worker holds its ensembles on its own machine
-    estimate = check_fits(plan, config, processes if local else 1, MAX_MEMBERS)
+    estimate = check_fits(plan, config, processes if local else 1)
     log.debug(f"memory estimate: {estimate.total / 1024**3:.2f} GiB")
     workers = DaskExecutor(scheduler, processes) if scheduler or executor == "dask" else LocalExecutor(processes)
     log.debug(f"{len(plan.cells)} cells ({len(plan.targets)} targets x {len(plan.models)} models) into {store.root}")

@@ -2,18 +2,20 @@
 
 Seed s of a target always gets the same points, whichever models or other
 seeds share the run: each (seed, target, split) has its own random stream.
-Inputs are drawn in float64, rounded to float32 (what the models compute in)
-and the target is evaluated on the rounded inputs, so the labels are exact
-for what the model is actually shown.
+Inputs are drawn in float64 and rounded to float32 (what the models
+compute in), or drawn in float32 for the fresh batches of training by
+steps, and the target is evaluated in float64 on the float32 inputs, so the
+labels are exact for what the model is actually shown.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .checks import INTERPOLATION, TRAIN, VALIDATION, evaluate_target
 from .registry import Target
@@ -53,25 +55,66 @@ def sample_splits(
     return splits
 
 
-def fresh_batches(target: Target, seeds: Sequence[int], batch_size: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
-    """A source of new training batches: `draw(k)` gives the next k steps, (k, seeds, batch, d) and labels.
+#: Fresh samples drawn at a time while training by steps, in float32 elements over every member, input and label.
+FRESH_CHUNK = 32_000_000
+#: Elements (in float64) of the members whose labels are evaluated at once: enough to keep
+#: numpy's overhead per call small, few enough to stay in the CPU's caches.
+LABEL_BLOCK = 250_000
 
-    Each seed draws from its own stream, in the same order whatever k, so
-    its training data does not depend on how the steps are chunked or on
-    the other seeds.
+
+class FreshBatches:
+    """New training batches for every member of an ensemble: `draw(k)` gives the next k steps.
+
+    The result is two float32 tensors on the CPU, (members, k, batch, d)
+    inputs and (members, k, batch, 1) labels. `parts` lists the ensemble's
+    (target, seeds) in member order. Each seed of a target draws from its
+    own torch generator, seeded from (seed, target, "fresh") alone, and
+    torch's CPU generator hands out its numbers in order whatever the sizes
+    of the calls, so a member's batches depend neither on the other members
+    nor on k (a test checks both). The labels are the target evaluated in
+    float64 on the float32 inputs, a block of members at a time.
     """
-    streams = [stream(seed, target.label, "fresh", FRESH_STREAM) for seed in seeds]
-    seeded = [target.at_seed(seed) for seed in seeds]
 
-    def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
-        for t, rng in zip(seeded, streams):
-            x = target.domain.sample(k * batch_size, rng).astype(np.float32)
-            xs.append(x.reshape(k, batch_size, -1))
-            ys.append(evaluate_target(t, x.astype(np.float64)).reshape(k, batch_size, 1))
-        return np.stack(xs, axis=1), np.stack(ys, axis=1)
+    def __init__(self, parts: Sequence[tuple[Target, Sequence[int]]], batch_size: int):
+        self.parts = [(target, [target.at_seed(seed) for seed in seeds],
+                       [_generator(stream_seed(seed, target.label, "fresh", FRESH_STREAM)) for seed in seeds])
+                      for target, seeds in parts]
+        self.members = sum(len(seeds) for _, seeds in parts)
+        self.dim = parts[0][0].dim
+        self.batch_size = batch_size
 
-    return draw
+    def steps_per_draw(self) -> int:
+        """How many steps one draw holds within FRESH_CHUNK elements (the numbers do not depend on it)."""
+        return max(1, FRESH_CHUNK // (self.members * self.batch_size * (self.dim + 1)))
+
+    def draw(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        n, d = k * self.batch_size, self.dim
+        x = torch.empty(self.members, n, d)
+        y = torch.empty(self.members, n, 1)
+        block = max(1, LABEL_BLOCK // (n * d))
+        offset = 0
+        for target, seeded, generators in self.parts:
+            for start in range(0, len(generators), block):
+                members = slice(offset + start, offset + min(start + block, len(generators)))
+                target.domain.fill(x[members], generators[start:members.stop - offset])
+                inputs = x[members].numpy().astype(np.float64)
+                if target.seeded is None:
+                    labels = evaluate_target(target, inputs.reshape(-1, d))
+                else:
+                    labels = np.stack([evaluate_target(one, xs) for one, xs in zip(seeded[start:], inputs)])
+                y[members] = torch.from_numpy(labels.reshape(-1, n, 1))
+            offset += len(generators)
+        return x.view(self.members, k, self.batch_size, d), y.view(self.members, k, self.batch_size, 1)
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def stream_seed(seed: int, target_label: str, name: str, *tags: int) -> int:
+    """A 64-bit seed for a torch generator, from the same words as `stream`."""
+    words = [seed, zlib.crc32(target_label.encode()), zlib.crc32(name.encode()), *tags]
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0])
 
 
 def stream(seed: int, target_label: str, name: str, *tags: int) -> np.random.Generator:

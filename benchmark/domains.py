@@ -9,11 +9,12 @@ stated multiple of its size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
+import torch
 
 Anchor = Literal["low", "centre"]
 
@@ -63,6 +64,27 @@ class Box:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.low, self.high, size=(n, self.dim))
+
+    def fill(self, out: torch.Tensor, generators: Sequence[torch.Generator]) -> None:
+        """Uniform samples into the float32 tensor `out` (members, n, d), member i's from `generators[i]`.
+
+        Each coordinate takes 24 random bits (torch's float32 draw) at the
+        midpoint of its step, placed in float64 and rounded once: a grid
+        with its ends on the box's edges would put draws exactly on them,
+        and exactly on zero in a box centred there, where division is not
+        defined. The placing runs on scalars, a coordinate at a time unless
+        the box is a cube: a broadcast over the last axis, of size d, would
+        run its inner loop d elements long.
+        """
+        for member, generator in zip(out, generators):
+            torch.rand(member.shape, generator=generator, out=member)
+        # x = low + width * (u + 2^-25), with the offset folded into one constant.
+        if len(set(self.low)) == 1 and len(set(self.width)) == 1:  # a cube: every coordinate at once
+            columns = [(out, self.low[0], float(self.width[0]))]
+        else:
+            columns = [(out[..., i], low, width) for i, (low, width) in enumerate(zip(self.low, self.width.tolist()))]
+        for column, low, width in columns:
+            column.copy_(column.double().mul_(width).add_(low + width * 2.0**-25))
 
     def contains(self, x: np.ndarray) -> np.ndarray:
         return np.all((x >= self.low) & (x <= self.high), axis=1)
@@ -138,6 +160,16 @@ class Ball:
         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
         offset = direction * (self.radius * rng.random((n, 1)) ** (1 / self.dim))
         return np.asarray(self.centre) + (np.abs(offset) if self.orthant else offset)
+
+    def fill(self, out: torch.Tensor, generators: Sequence[torch.Generator]) -> None:
+        """Uniform samples into the float32 tensor `out` (members, n, d), member i's from `generators[i]`."""
+        for member, generator in zip(out, generators):
+            torch.randn(member.shape, generator=generator, out=member)
+            member.div_(torch.linalg.vector_norm(member, dim=1, keepdim=True))
+            member.mul_(torch.rand((len(member), 1), generator=generator).pow_(1 / self.dim).mul_(self.radius))
+        if self.orthant:
+            out.abs_()
+        out.add_(torch.tensor(self.centre, dtype=out.dtype))
 
     def contains(self, x: np.ndarray) -> np.ndarray:
         offset = x - np.asarray(self.centre)

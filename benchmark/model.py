@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..formula import Expression
+    from .data import FreshBatches
+    from .formula import Expression
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,16 @@ class MonitoredSplit:
 class TrainingData:
     """What a model trains on.
 
-    `x`, `y` is a fixed training set. `fresh(k)` draws the next k steps'
-    batches, (k, seeds, batch, d) and (k, seeds, batch, 1), for training by
-    steps. `monitor` lists the splits scored at every evaluation; the first
+    `x`, `y` is a fixed training set. `fresh.draw(k)` gives the next k
+    steps' batches, float32 tensors (seeds, k, batch, d) and (seeds, k,
+    batch, 1), for training by steps (`benchmark.data.FreshBatches`). `monitor` lists the splits scored at every evaluation; the first
     is the validation split that picks the kept parameters.
     """
 
     x: np.ndarray
     y: np.ndarray
     monitor: Sequence[MonitoredSplit]
-    fresh: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None
+    fresh: FreshBatches | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,8 @@ shrink, rather than growing until the kernel's out-of-memory killer ends it
   and kept as float32 inputs and float64 outputs, once in the driver and
   once more in the worker that trains on them;
 - models: per ensemble (the members that train together: the seeds of a
-  family's cells on targets of one shape, up to `runner.MAX_MEMBERS` unless
-  one cell has more), each member's parameters five times over
+  family's cells on targets of one shape, as many as `ensemble_members`
+  allows unless one cell has more), each member's parameters five times over
   (weights, gradients, Adam's two moments, the best checkpoint) and its
   activations for a batch, forward and backward; once per worker process.
 
@@ -34,6 +34,15 @@ BASELINE_BYTES = 600 * 1024**2
 PARAMETER_COPIES = 5
 #: Floats kept per activation for the backward pass, beside the forward value.
 ACTIVATION_COPIES = 3
+#: The activations of one ensemble's step, in bytes: members x batch x activations per sample x 4.
+#: Per member, a step costs least once there are some tens of members; an ensemble whose
+#: activations outgrow the CPU's caches pays about twice as much per member. This is 64
+#: members of the default MLP (two hidden layers of 64, 2 inputs, batch 200), the size
+#: measured best for it, and holds every seed of a single-layer benchmark's family (36
+#: targets x 25 seeds of a unit with two inputs and a batch of 128) in one ensemble.
+ENSEMBLE_BYTES = 64 * 4 * (2 + 64 + 64 + 1) * 200
+#: Members per ensemble for a family that does not state its size.
+DEFAULT_MEMBERS = 64
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,15 @@ class Estimate:
         return self.samples + self.models + self.baseline
 
 
-def estimate(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
+def ensemble_members(model, dim: int, batch_size: int) -> int:
+    """How many members of `model` (a ModelSpec) on d inputs train as one ensemble: ENSEMBLE_BYTES of activations."""
+    if model.size is None:
+        return DEFAULT_MEMBERS
+    _, activations = model.size(dim)
+    return max(1, ENSEMBLE_BYTES // (4 * max(activations, 1) * batch_size))
+
+
+def estimate(plan, config, jobs: int) -> Estimate:
     """Peak bytes of a run of `plan` with `jobs` worker processes (see the module's docstring)."""
     samples = 0
     for target in plan.targets:
@@ -66,8 +83,8 @@ def estimate(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
         for dim, targets in same_dim.items():
             if not any(cell.model is model and cell.target.dim == dim for cell in plan.cells):
                 continue  # a family that failed its checks on such targets trains nothing there
-            # Cells of one family on targets of one shape stack, up to the ensemble cap (a cell is never split).
-            members = min(config.seeds * targets, max(members_per_ensemble, config.seeds))
+            # Cells of one family on targets of one shape stack, up to the ensemble's size (a cell is never split).
+            members = min(config.seeds * targets, max(ensemble_members(model, dim, batch), config.seeds))
             parameters, activations = model.size(dim)
             per_member = 4 * (PARAMETER_COPIES * parameters + ACTIVATION_COPIES * activations * batch)
             models = max(models, per_member * members)
@@ -104,9 +121,9 @@ def _cgroup_usage(folder: Path) -> int:
     return 0
 
 
-def check_fits(plan, config, jobs: int, members_per_ensemble: int) -> Estimate:
+def check_fits(plan, config, jobs: int) -> Estimate:
     """The run's estimate, or a ResourceError saying how much it needs, how much there is, and what to shrink."""
-    needed = estimate(plan, config, jobs, members_per_ensemble)
+    needed = estimate(plan, config, jobs)
     free = available_bytes()
     if needed.total > free:
         parts = [f"training data {needed.samples / GIB:.1f} GiB (--seeds {config.seeds} x --samples "

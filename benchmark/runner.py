@@ -39,6 +39,7 @@ from .fingerprint import stable_hash
 from .plan import Cell, Plan, build_plan
 from .plugins import load_registry, plugin_sources
 from .registry import Target
+from .resources import ensemble_members
 from .statistics import success_thresholds
 from .store import SCHEMA_VERSION, IncompleteCell, RunStore, run_counts
 from .train import data_shape, group_key, train_cells
@@ -244,7 +245,8 @@ def layout(pending: dict[Target, list[Cell]], config: RunConfig, together: bool)
     """The work: batches of targets whose samples are drawn together, each with its ensembles.
 
     An ensemble is a list of cells that train together (`train_cells`): one
-    model family on targets of one shape, at most MAX_MEMBERS seeds in all;
+    model family on targets of one shape, as many seeds in all as
+    `resources.ensemble_members` allows;
     without `together`, every cell alone. The largest batches, and in each
     the largest ensembles, come first (by members), so that parallel workers
     end together rather than one finishing a big ensemble alone (longest
@@ -295,18 +297,14 @@ def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], problems: li
                                 {label: prepared[label][1] for label in labels})
 
 
-#: Members (seeds over every cell) of one ensemble at most, unless one cell has more. Per member,
-#: an MLP step costs least from some tens of members on; far beyond a hundred, the
-#: activations leave the CPU's caches and each member costs twice as much. Smaller
-#: ensembles also write their cells sooner, which is what an interrupted run keeps.
-MAX_MEMBERS = 64
-
-
 def _chunks(cells: list[Cell]) -> Iterator[list[Cell]]:
-    """Consecutive runs of cells with at most MAX_MEMBERS seeds in all (a cell is never split)."""
+    """Consecutive runs of cells with at most `ensemble_members` seeds in all (a cell is never split)."""
+    first = cells[0]
+    batch = first.settings.batch_size if first.settings.by_steps else min(first.settings.batch_size, first.samples)
+    most = ensemble_members(first.model, first.target.dim, batch)
     chunk: list[Cell] = []
     for cell in cells:
-        if chunk and _members(chunk) + len(cell.seeds) > MAX_MEMBERS:
+        if chunk and _members(chunk) + len(cell.seeds) > most:
             yield chunk
             chunk = []
         chunk.append(cell)

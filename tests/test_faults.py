@@ -609,14 +609,13 @@ def test_the_memory_estimate_counts_an_ensembles_real_members():
     from benchmark.plan import build_plan, resolve_config
     from benchmark.plugins import load_registry
     from benchmark.resources import GIB, PARAMETER_COPIES, estimate
-    from benchmark.runner import MAX_MEMBERS
 
     registry = load_registry()
     config = resolve_config(registry, None, {"targets": "addition", "models": "mlp[width=4096,depth=2]"})
-    wide = estimate(build_plan(registry, config), config, jobs=4, members_per_ensemble=MAX_MEMBERS)
+    wide = estimate(build_plan(registry, config), config, jobs=4)
     parameters = 2 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 + 1
     assert wide.workers == 1  # one cell: one worker process, whatever --jobs
     assert 5 * PARAMETER_COPIES * 4 * parameters < wide.models < 2 * 5 * PARAMETER_COPIES * 4 * parameters
     for suite in [None, *registry.suites]:
         config = resolve_config(registry, suite, {})
-        assert estimate(build_plan(registry, config), config, 2, MAX_MEMBERS).total < 16 * GIB, suite
+        assert estimate(build_plan(registry, config), config, 2).total < 16 * GIB, suite

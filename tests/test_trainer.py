@@ -100,14 +100,14 @@ def test_training_loss_falls_for_every_family(registry):
 @pytest.mark.parametrize("model", ["nmu[hidden=2]", "nalu"])
 def test_training_by_steps_is_independent_of_other_seeds_and_of_chunking(registry, model, monkeypatch):
     """Fresh batches per seed, a kept checkpoint per seed: none of it may depend on the ensemble or the chunk size."""
-    from benchmark.train import batches
+    from benchmark import data
 
     together = cell_for(registry, "binary_op[op=mul]", model, [0, 1, 2], steps=300, eval_every=50, batch_size=32)
     alone = dataclasses.replace(together, seeds=(2,))
     splits_together = sample_splits(together.target, together.seeds, 100, 200, validation=True)
     splits_alone = sample_splits(alone.target, alone.seeds, 100, 200, validation=True)
     fit_together = train_cell(together, splits_together)
-    monkeypatch.setattr(batches, "FRESH_CHUNK", 32 * 2 * 7)  # 7 steps per chunk instead of hundreds
+    monkeypatch.setattr(data, "FRESH_CHUNK", 32 * 3 * 7)  # 7 steps per draw instead of hundreds
     fit_alone = train_cell(alone, splits_alone)
     assert fit_together.log.kept_step[2] == fit_alone.log.kept_step[0]
     np.testing.assert_allclose(fit_together.log.loss[2], fit_alone.log.loss[0], rtol=1e-4, atol=1e-7)
@@ -127,6 +127,69 @@ def test_the_default_run_trains_as_nine_ensembles(registry):
     assert all(len({(c.model.label, c.target.dim) for c in cells}) == 1 for cells in ensembles)
     alone = [cells for _, batch in layout(pending, RunConfig(seeds=5), together=False) for cells in batch]
     assert len(alone) == 39
+
+
+@pytest.mark.parametrize("batch", [32, 20])
+def test_ensemble_size_changes_no_number(registry, monkeypatch, batch):
+    """A family's cells as one ensemble, as ensembles of one or two cells: the same numbers.
+
+    To the last bit where a member's batch fills whole pairs of float32
+    vectors (a multiple of 32 points, as the published batch of 128 does);
+    otherwise torch finishes each tensor's elements with scalar code, whose
+    exp and log may differ from the vector code's in the last bit, so a
+    member's numbers agree to float32's rounding.
+    """
+    from benchmark import resources
+    from benchmark.runner import layout
+    from benchmark.train import train_cells
+
+    config = RunConfig(targets="binary_op[op=add],binary_op[op=mul],binary_op[op=div,range=-2:2]", models="nau,nalu",
+                       seeds=3, steps=60, eval_every=20, batch_size=batch, samples=100, eval_samples=50)
+    plan = build_plan(registry, config)
+    splits = {t.label: sample_splits(t, range(3), 100, 50, validation=True) for t in plan.targets}
+    pending = {t: [c for c in plan.cells if c.target is t] for t in plan.targets}
+    same = np.testing.assert_array_equal if batch % 32 == 0 else (
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7))
+
+    def trained(ensemble_bytes: int) -> tuple[list[int], dict]:
+        monkeypatch.setattr(resources, "ENSEMBLE_BYTES", ensemble_bytes)
+        ensembles = [cells for _, batch in layout(pending, config, together=True) for cells in batch]
+        logs = {fit.cell.id: (fit.log, fit.model.readable_parameters()) for cells in ensembles
+                for fit in train_cells([(cell, splits[cell.target.label]) for cell in cells])}
+        return sorted(len(cells) for cells in ensembles), logs
+
+    sizes, reference = trained(resources.ENSEMBLE_BYTES)
+    assert sizes == [3, 3]
+    for ensemble_bytes, expected in ((1, [1] * 6), (6 * 4 * 4 * batch, [1, 1, 1, 1, 2])):  # 6 NAU, 3 NALU members
+        sizes, logs = trained(ensemble_bytes)
+        assert sizes == expected
+        for cell_id, (log, parameters) in logs.items():
+            then, then_parameters = reference[cell_id]
+            same(log.loss, then.loss)
+            np.testing.assert_array_equal(log.kept_step, then.kept_step)
+            for name, scores in log.monitored.items():
+                same(scores, then.monitored[name])
+            assert [p.keys() for p in parameters] == [p.keys() for p in then_parameters]
+            same([list(p.values()) for p in parameters], [list(p.values()) for p in then_parameters])
+
+
+def test_fresh_batches_of_a_seed_depend_on_nothing_else(registry, monkeypatch):
+    """A seed's batches are the same in any ensemble, however many steps a draw holds and labels a block."""
+    from benchmark import data
+
+    add, div = (registry.targets["binary_op"].create(op=op, range="-2:2") for op in ("add", "div"))
+    together = data.FreshBatches([(add, [0, 1, 2]), (div, [0, 7])], batch_size=64)
+    x, y = together.draw(40)
+    assert x.shape == (5, 40, 64, 2) and y.shape == (5, 40, 64, 1)
+    monkeypatch.setattr(data, "LABEL_BLOCK", 64 * 2 * 3)  # a block of members per few steps, not all at once
+    alone = data.FreshBatches([(div, [7])], batch_size=64)
+    parts = [alone.draw(k) for k in (1, 13, 26)]
+    torch.testing.assert_close(torch.cat([p[0] for p in parts], dim=1), x[4:], rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat([p[1] for p in parts], dim=1), y[4:], rtol=0, atol=0)
+    np.testing.assert_array_equal(y[3:].numpy(), (x[3:, ..., :1].double() / x[3:, ..., 1:].double()).float().numpy())
+    assert not torch.equal(x[0], x[3])  # seed 0 of another target draws other points
+    # Draws sit at the midpoints of 2^24 steps of the range: never on its edges, never on 0.
+    assert x.abs().min() >= 2**-23 and x.min() > -2 and x.max() < 2
 
 
 @pytest.mark.parametrize("protocol", [

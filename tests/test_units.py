@@ -10,6 +10,8 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
+from benchmark.checks import evaluate_target
+from benchmark.data import FRESH_STREAM, stream
 from benchmark.formula import GatedProduct, Input, PowerProduct, is_exact, linear_form
 from benchmark.model import MonitoredSplit, TrainingData, TrainSettings
 from benchmark.models.torch_model import MemberStack, build_member
@@ -30,6 +32,7 @@ from benchmark.models.units.network import LOG_EPSILON
 from benchmark.models.units.npu import beta_at
 from benchmark.plugins import load_registry
 from benchmark.statistics import EPSILON, success_thresholds, wilson_interval
+from benchmark.train import cells
 
 REFERENCE = Path(__file__).parent / "data"
 
@@ -186,12 +189,37 @@ def test_built_in_units_give_vmaps_numbers_when_run_stacked_directly(registry, f
     assert fast.readable_parameters(("a", "b", "c")) == generic.readable_parameters(("a", "b", "c"))
 
 
-def test_units_train_as_the_kind_dispatched_units_of_0_4_did():
+class NumpyFreshBatches:
+    """funcbench 0.4's fresh batches, in today's layout: numpy streams, float64 draws rounded to float32.
+
+    Today's batches come from torch generators; the reference's cells
+    trained by steps saw these, so the units are compared on them.
+    """
+
+    def __init__(self, parts, batch_size):
+        self.parts = [(target, seed, stream(seed, target.label, "fresh", FRESH_STREAM)) for target, seeds in parts
+                      for seed in seeds]
+        self.batch_size = batch_size
+
+    def steps_per_draw(self):
+        return max(1, 500_000 // (self.batch_size * self.parts[0][0].dim))
+
+    def draw(self, k):
+        xs, ys = [], []
+        for target, seed, rng in self.parts:
+            x = target.domain.sample(k * self.batch_size, rng).astype(np.float32)
+            xs.append(x.reshape(k, self.batch_size, -1))
+            ys.append(evaluate_target(target.at_seed(seed), x.astype(np.float64)).reshape(k, self.batch_size, 1))
+        return torch.as_tensor(np.stack(xs)), torch.as_tensor(np.stack(ys), dtype=torch.float32)
+
+
+def test_units_train_as_the_kind_dispatched_units_of_0_4_did(monkeypatch):
     """Today's units against what funcbench 0.4.0's units computed for the same cells (tests/data/make_units_reference.py)."""
     spec = importlib.util.spec_from_file_location("make_units_reference", REFERENCE / "make_units_reference.py")
     maker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(maker)
     reference = json.loads((REFERENCE / "units_reference.json").read_text())
+    monkeypatch.setattr(cells, "FreshBatches", NumpyFreshBatches)
     now = maker.trained()
     assert now.keys() == reference.keys()
     for key, then in reference.items():

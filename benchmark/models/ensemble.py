@@ -34,7 +34,7 @@ class TorchEnsemble:
         if settings.by_steps:
             if data.fresh is None:
                 raise ValueError("training by steps needs a source of fresh batches")
-            batches = step_batches(data.fresh, settings, data.x.shape[2], self.device)
+            batches = step_batches(data.fresh, settings.steps, self.device)
         else:
             # Each member shuffles with its own stream, so its batches do not
             # depend on which other seeds share the ensemble.

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..data import FreshBatches
 from ..model import TrainSettings
-
-#: Fresh samples drawn per seed at a time while training by steps (float32 elements).
-FRESH_CHUNK = 500_000
 
 #: Points per member in one forward pass when evaluating (not training).
 EVALUATION_CHUNK = 256
+#: A multiple of which the points per member are padded to when evaluating: two AVX-512
+#: vectors of float32. torch's elementwise kernels run whole pairs of vectors over a
+#: tensor's elements and finish the rest with scalar code, whose exp and log can differ
+#: in the last bit; a member whose points fill no whole pairs would get numbers that
+#: depend on where in the ensemble it sits, and on how many members there are.
+EVALUATION_ALIGN = 32
 
 
 def evaluate_in_chunks(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """`module(x)` a slice of the point axis at a time.
+    """`module(x)` a slice of the point axis at a time, each padded to a multiple of EVALUATION_ALIGN points.
 
-    A stacked module treats every point on its own, so slicing changes no
+    A stacked module treats every point on its own, so slicing and padding
+    (with copies of the slice's last point, dropped afterwards) change no
     number (the chunk is a fixed number of points, not one that depends on
     the members, so matmuls keep their shapes whatever the ensemble). It
     keeps the activations small: 100 members scoring 1000 points through a
@@ -28,9 +33,14 @@ def evaluate_in_chunks(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     at every layer, and that was measured four times slower than the same
     points in chunks of 256.
     """
-    if x.shape[1] <= EVALUATION_CHUNK:
-        return module(x)
-    return torch.cat([module(part) for part in x.split(EVALUATION_CHUNK, dim=1)], dim=1)
+    outputs = []
+    for part in x.split(EVALUATION_CHUNK, dim=1):
+        n = part.shape[1]
+        short = -n % EVALUATION_ALIGN
+        if short:
+            part = torch.cat([part, part[:, -1:].expand(-1, short, -1)], dim=1)
+        outputs.append(module(part)[:, :n])
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 
 
 def epoch_batches(
@@ -51,17 +61,18 @@ def epoch_batches(
             yield x_epoch[:, start:stop], y_epoch[:, start:stop]
 
 
-def step_batches(
-    fresh: Callable[[int], tuple[np.ndarray, np.ndarray]], settings: TrainSettings, dim: int, device: torch.device
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """A new batch for every step, drawn a chunk of steps at a time to keep numpy's overhead off each step."""
-    chunk = max(1, FRESH_CHUNK // (settings.batch_size * max(dim, 1)))
-    remaining = settings.steps
+def step_batches(fresh: FreshBatches, steps: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A new batch for every step, drawn many steps at a time and moved to the device once per draw.
+
+    Each step's batch is copied out whole, so every step sees a contiguous
+    (members, batch, d) tensor whatever the size of the draw.
+    """
+    chunk = fresh.steps_per_draw()
+    remaining = steps
     while remaining > 0:
         k = min(chunk, remaining)
-        x, y = fresh(k)
-        xt = torch.as_tensor(x, dtype=torch.float32, device=device)
-        yt = torch.as_tensor(y, dtype=torch.float32, device=device)
+        x, y = fresh.draw(k)
+        x, y = x.to(device), y.to(device)
         for i in range(k):
-            yield xt[i], yt[i]
+            yield x[:, i].contiguous(), y[:, i].contiguous()
         remaining -= k

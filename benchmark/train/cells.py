@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import INTERPOLATION, TRAIN, VALIDATION
-from ..data import Split, fresh_batches
+from ..data import FreshBatches, Split
 from ..errors import ModelError
 from ..model import Model, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
 from ..plan import Cell
@@ -71,7 +71,7 @@ def train_cells(work: Sequence[tuple[Cell, list[Split]]]) -> list[TrainedCell]:
         x=stacked(TRAIN, "x"),
         y=stacked(TRAIN, "y"),
         monitor=[MonitoredSplit(name, stacked(name, "x"), stacked(name, "y")) for name in monitored],
-        fresh=_fresh_for([cell for cell, _ in work]) if settings.by_steps else None,
+        fresh=FreshBatches([(cell.target, cell.seeds) for cell, _ in work], settings.batch_size) if settings.by_steps else None,
     )
     model = first.model.build(first.target.inputs, seeds, first.device)
     if len(work) > 1 and not hasattr(model, "members"):  # a family that cannot hand back a cell's members
@@ -107,18 +107,6 @@ def data_shape(target: Target) -> tuple:
 def group_key(cell: Cell) -> tuple:
     """Cells with equal keys can train as one ensemble (`train_cells`): same model, settings and data shapes."""
     return cell.model.label, cell.settings, cell.device, data_shape(cell.target), cell.samples, cell.eval_samples
-
-
-def _fresh_for(cells: Sequence[Cell]):
-    draws = [fresh_batches(cell.target, cell.seeds, cell.settings.batch_size) for cell in cells]
-    if len(draws) == 1:
-        return draws[0]
-
-    def draw(k: int) -> tuple[np.ndarray, np.ndarray]:
-        parts = [d(k) for d in draws]
-        return np.concatenate([x for x, _ in parts], axis=1), np.concatenate([y for _, y in parts], axis=1)
-
-    return draw
 
 
 def _trained(cell: Cell, model: Model, log: TrainingLog, train_x: np.ndarray, settings: TrainSettings,
