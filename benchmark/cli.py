@@ -100,6 +100,10 @@ def verbosity(command):
     return wrapper
 
 
+PDF_OPTION = click.option("--pdf", is_flag=True,
+                          help="Write a PDF of every figure beside its SVG, for papers (drawing each figure again).")
+
+
 def _default(name: str) -> str:
     value = getattr(DEFAULTS, name)
     return "each family's own" if value is None else str(value)
@@ -155,18 +159,21 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
                    "(a local one started for the run, unless --scheduler names one).")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="A running Dask scheduler to train the cells on (implies --executor dask).")
+@PDF_OPTION
 @verbosity
 def run(out: Path, run_id: str | None, force: bool, replace: bool, cell_batching: bool, jobs: int,
-        executor: str | None, scheduler: str | None, plugins: tuple[str, ...], suite: str | None, **options) -> None:
+        executor: str | None, scheduler: str | None, pdf: bool, plugins: tuple[str, ...], suite: str | None,
+        **options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
     # What plugins print goes to stderr: stdout holds the summary and the `report:` line that scripts read.
     stdout = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):
-        _run(stdout, out, run_id, force, replace, cell_batching, jobs, executor, scheduler, plugins, suite, options)
+        _run(stdout, out, run_id, force, replace, cell_batching, jobs, executor, scheduler, pdf, plugins, suite, options)
 
 
 def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell_batching: bool, jobs: int,
-         executor: str | None, scheduler: str | None, plugins: tuple[str, ...], suite: str | None, options: dict) -> None:
+         executor: str | None, scheduler: str | None, pdf: bool, plugins: tuple[str, ...], suite: str | None,
+         options: dict) -> None:
     from .plan import build_plan, resolve_config, setting_warnings
     from .plugins import canonical_plugin, load_registry
     from .store import RunStore
@@ -192,13 +199,13 @@ def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell
     with store.locked():
         store.claim(asdict(config), replace)
         _run_locked(stdout, plan, config, store, force=force, cell_batching=cell_batching, jobs=jobs, executor=executor,
-                    scheduler=scheduler, recorded=recorded_options(
+                    scheduler=scheduler, pdf=pdf, recorded=recorded_options(
                         {**asdict(config), "out": out, "run_id": run_id, "cell_batching": cell_batching,
-                         "jobs": jobs, "executor": executor, "scheduler": scheduler}))
+                         "jobs": jobs, "executor": executor, "scheduler": scheduler, "pdf": pdf}))
 
 
 def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_batching: bool, jobs: int, executor: str | None,
-                scheduler: str | None, recorded: dict) -> None:
+                scheduler: str | None, pdf: bool, recorded: dict) -> None:
     """`bench run` once its folder is held: train, report, summarise; `recorded` are the options for run.json."""
     from tqdm import tqdm
 
@@ -240,7 +247,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
     report_start = time.perf_counter()
     try:
         with _terminate_as_interrupt():
-            index = write_report(store.root, meta, tables)
+            index = write_report(store.root, meta, tables, pdf=pdf)
     except KeyboardInterrupt as stop:
         _interrupted(stop, f"\ninterrupted while drawing the report: the run is finished and its tables are saved in "
                            f"{store.root}; run `bench report {store.root}` to draw it")
@@ -287,8 +294,9 @@ def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tupl
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Write the report into this folder instead of RUN_DIR (for a run folder that is read-only, "
                    "archived or shared).")
+@PDF_OPTION
 @verbosity
-def report(run_dir: Path, out: Path | None) -> None:
+def report(run_dir: Path, out: Path | None, pdf: bool) -> None:
     """Rebuild RUN_DIR/index.html (or OUT/index.html) from the stored results, without retraining."""
     from .report import write_report
     from .store import RunStore, read_run
@@ -297,11 +305,11 @@ def report(run_dir: Path, out: Path | None) -> None:
     try:
         with _terminate_as_interrupt():
             if out is not None and Path(out).resolve() != Path(run_dir).resolve():
-                index = write_report(run_dir, meta, tables, out)
+                index = write_report(run_dir, meta, tables, out, pdf=pdf)
             else:
                 try:
                     with RunStore(run_dir).locked():
-                        index = write_report(run_dir, meta, tables)
+                        index = write_report(run_dir, meta, tables, pdf=pdf)
                 except OSError as exc:  # the lock file itself cannot be made: a read-only folder
                     raise FuncbenchError(f"cannot write to '{run_dir}': {exc.strerror.lower()}; "
                                          "give --out to write the report elsewhere") from None
@@ -313,8 +321,9 @@ def report(run_dir: Path, out: Path | None) -> None:
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The merged run folder (new or empty).")
+@PDF_OPTION
 @verbosity
-def merge(run_dirs: tuple[Path, ...], out: Path) -> None:
+def merge(run_dirs: tuple[Path, ...], out: Path, pdf: bool) -> None:
     """Combine finished runs made apart (on other machines, or a grid split by hand) into one run folder and report.
 
     A (target, model) pair held by several runs must be the same cell in each
@@ -324,7 +333,7 @@ def merge(run_dirs: tuple[Path, ...], out: Path) -> None:
     from .report import write_report
 
     folder, meta, tables = merge_runs(list(run_dirs), out)
-    index = write_report(folder, meta, tables)
+    index = write_report(folder, meta, tables, pdf=pdf)
     if log.isEnabledFor(logging.INFO):
         click.echo(f"merged {len(run_dirs)} runs into {meta['counts']['cells']} cells")
     click.echo(f"report: {index}")

@@ -117,6 +117,10 @@ def stream_seed(seed: int, target_label: str, name: str, *tags: int) -> int:
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0])
 
 
-def stream(seed: int, target_label: str, name: str, *tags: int) -> np.random.Generator:
-    """The random stream of one seed, target and purpose (a split's name, plus tags for other uses)."""
-    return np.random.default_rng([seed, zlib.crc32(target_label.encode()), zlib.crc32(name.encode()), *tags])
+def stream(seed: int | None, target_label: str, name: str, *tags: int) -> np.random.Generator:
+    """The random stream of one seed, target and purpose (a split's name, plus tags for other uses).
+
+    Seed None is the target's own stream, for what every seed shares.
+    """
+    words = [zlib.crc32(target_label.encode()), zlib.crc32(name.encode()), *tags]
+    return np.random.default_rng(words if seed is None else [seed, *words])

@@ -9,6 +9,7 @@ stated multiple of its size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -88,6 +89,14 @@ class Box:
 
     def contains(self, x: np.ndarray) -> np.ndarray:
         return np.all((x >= self.low) & (x <= self.high), axis=1)
+
+    def volume(self) -> float:
+        return float(np.prod(self.width))
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """E[x] (d,) and E[x x^T] (d, d) of a uniform point: independent coordinates."""
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        return _independent((low + high) / 2, (low**2 + low * high + high**2) / 3)
 
     def bounds(self) -> Box:
         return self
@@ -176,6 +185,17 @@ class Ball:
         inside = np.linalg.norm(offset, axis=1) <= self.radius
         return inside & np.all(offset >= 0, axis=1) if self.orthant else inside
 
+    def volume(self) -> float:
+        whole = math.pi ** (self.dim / 2) / math.gamma(self.dim / 2 + 1) * self.radius**self.dim
+        return whole / 2**self.dim if self.orthant else whole
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """E[x] and E[x x^T] of a uniform point: the centre, and r^2 / (d + 2) per coordinate about it."""
+        if self.orthant:
+            return None
+        centre = np.asarray(self.centre)
+        return centre, np.outer(centre, centre) + self.radius**2 / (self.dim + 2) * np.eye(self.dim)
+
     def bounds(self) -> Box:
         low = np.asarray(self.centre) - (0 if self.orthant else self.radius)
         return Box(tuple(low), tuple(np.asarray(self.centre) + self.radius))
@@ -248,6 +268,15 @@ class Shell:
     def contains(self, x: np.ndarray) -> np.ndarray:
         return self.outer.contains(x) & ~self.inner.contains(x)
 
+    def moments(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """E[x] and E[x x^T] of a uniform point: the outer region's, less the inner one's share by volume."""
+        outer, inner = self.outer.moments(), self.inner.moments()
+        big, small = self.outer.volume(), self.inner.volume()
+        if outer is None or inner is None or not (np.isfinite(big) and big > small):
+            return None
+        share = small / big  # the inner region lies within the outer one
+        return tuple((o - share * i) / (1 - share) for o, i in zip(outer, inner))
+
     def bounds(self) -> Box:
         return self.outer.bounds()
 
@@ -301,6 +330,14 @@ class Intervals:
 
     def bounds(self) -> Box:
         return Box.cube(self.dim, self.parts[0][0], self.parts[-1][1])
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """E[x] and E[x x^T] of a point: independent coordinates, each uniform on the union."""
+        low, high = np.array(self.parts).T
+        share = (high - low) / (high - low).sum()
+        mean = np.sum(share * (low + high) / 2)
+        second = np.sum(share * (low**2 + low * high + high**2) / 3)
+        return _independent(np.full(self.dim, mean), np.full(self.dim, second))
 
     def describe(self) -> str:
         union = " u ".join(f"[{_num(lo)}, {_num(hi)}]" for lo, hi in self.parts)
@@ -360,6 +397,13 @@ def reach(region: Region, origin: np.ndarray, directions: np.ndarray) -> np.ndar
         far_side = np.where(directions > 0, (np.asarray(box.high) - origin) / directions,
                             np.where(directions < 0, (np.asarray(box.low) - origin) / directions, np.inf))
     return np.maximum(np.min(far_side, axis=1), 0.0)
+
+
+def _independent(mean: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E[x] and E[x x^T] of independent coordinates with these means and second moments."""
+    product = np.outer(mean, mean)
+    np.fill_diagonal(product, second)
+    return mean, product
 
 
 def _num(v: float) -> str:

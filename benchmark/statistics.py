@@ -3,8 +3,10 @@
 Madsen & Johansen (2020) call a seed *successful* when its extrapolation MSE
 is below that of a near-perfect model: the exact solution with every weight
 of 1 moved to 1 - eps and every weight of 0 to eps, eps = 1e-5. That
-threshold depends on the operation and the range, so it is estimated here
-by Monte-Carlo, per seed and split, and stored with the results. A seed
+threshold depends on the operation and the range: it is computed exactly
+for a linear target on a region whose moments are known, estimated by
+Monte-Carlo otherwise, once per region unless the target varies per seed,
+and stored with the results. A seed
 succeeds when it is below the threshold on every extrapolation region; a
 diverged seed counts as a failure. Over seeds they report:
 
@@ -40,22 +42,57 @@ def threshold_samples(dim: int) -> int:
 
 
 def success_thresholds(target: Target, seeds: Sequence[int], regions: dict[str, Region]) -> pd.DataFrame | None:
-    """MSE of the near-perfect model per (seed, split), or None where the target has no exact solution."""
-    rows = []
+    """MSE of the near-perfect model per (seed, split), or None where the target has no exact solution.
+
+    A target that is the same for every seed has one threshold per region,
+    which every seed shares: exact where `exact_threshold` can say it,
+    otherwise estimated on points from the target's own stream. A target
+    that varies per seed gets an estimate per seed, on the seed's stream.
+    """
     n = threshold_samples(target.dim)
+    rows = []
+    shared: dict[str, float] = {}
     for seed in seeds:
         seeded = target.at_seed(seed)
         for name, region in regions.items():
-            x = region.sample(n, stream(seed, target.label, name, THRESHOLD_STREAM))
-            with np.errstate(all="ignore"):
-                near = seeded.near_exact_values(x, EPSILON)
-                if near is None:
-                    return None
-                threshold = float(np.mean((near - evaluate_target(seeded, x)) ** 2))
+            if target.seeded is None and name in shared:
+                threshold = shared[name]
+            elif (exact := exact_threshold(seeded, region)) is not None:
+                threshold = exact
+            else:
+                rng = stream(seed if target.seeded else None, target.label, name, THRESHOLD_STREAM)
+                x = region.sample(n, rng)
+                with np.errstate(all="ignore"):
+                    near = seeded.near_exact_values(x, EPSILON)
+                    if near is None:
+                        return None
+                    threshold = float(np.mean((near - evaluate_target(seeded, x)) ** 2))
             if not np.isfinite(threshold):
                 raise TargetError(f"its near-exact solution is not finite on region '{name}'")
+            shared[name] = threshold
             rows.append({"seed": seed, "split": name, "threshold": threshold})
     return pd.DataFrame(rows)
+
+
+def exact_threshold(target: Target, region: Region) -> float | None:
+    """The near-perfect model's MSE on `region` in closed form, where the target is its linear solution.
+
+    The near-perfect model's error is then affine, d . x + d_b, so its mean
+    square is d^T E[x x^T] d + 2 d_b d . E[x] + d_b^2, from the region's
+    first two moments (`moments()`: boxes, balls, unions of intervals and
+    the shells between them). None for a target with its own near-exact
+    solution, or a region that cannot say its moments.
+    """
+    solution = target.linear_solution
+    moments = getattr(region, "moments", None)
+    if target.near_exact is not None or solution is None or moments is None or (found := moments()) is None:
+        return None
+    mean, second = found
+    weights = np.asarray(solution.weights)
+    # Weights of 1 move to 1 - eps and weights of 0 to eps (`Target.near_exact_values`).
+    d = np.where(weights != 0, -EPSILON * weights, EPSILON)
+    d_b = -EPSILON * solution.bias if solution.bias else EPSILON
+    return float(d @ second @ d + 2 * d_b * (d @ mean) + d_b**2)
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:

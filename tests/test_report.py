@@ -40,6 +40,22 @@ def verdict_rows(html: str) -> dict[str, str]:
     return rows
 
 
+def test_pdfs_are_written_when_asked(report, bench, tmp_path):
+    """Without --pdf the report says how to get them; `bench report --pdf` adds one beside every SVG, linked."""
+    run = report.run_dir
+    assert not list((run / "figures").glob("*.pdf"))
+    assert "bench report --pdf" in (run / "index.html").read_text()
+    out = tmp_path / "with-pdf"
+    result = bench("report", str(run), "--out", str(out), "--pdf")
+    assert result.exit_code == 0, result.stderr
+    svgs = sorted(p.stem for p in (out / "figures").glob("*.svg"))
+    assert svgs == sorted(p.stem for p in (out / "figures").glob("*.pdf")) and len(svgs) >= 8
+    assert all((out / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF") for stem in svgs)
+    page = (out / "targets" / "product.html").read_text()
+    assert 'href="../figures/product-learning.pdf"' in page
+    assert "bench report --pdf" not in (out / "index.html").read_text()
+
+
 def test_verdicts_say_where_the_linear_unit_succeeds_and_fails(report):
     html = (report.run_dir / "index.html").read_text()
     verdicts = verdict_rows(html)
@@ -59,13 +75,12 @@ def test_every_page_figure_and_table_is_written(report):
         assert page.count("<svg") >= 2  # predictions and learning curves, embedded
         assert "Metrics per model and split" in page
         for figure in ("predictions", "learning"):
-            for suffix in ("svg", "pdf"):
-                path = run / "figures" / f"{stem}-{figure}.{suffix}"
-                assert path.stat().st_size > 1000, path
-                assert f'href="../figures/{stem}-{figure}.{suffix}"' in page
+            path = run / "figures" / f"{stem}-{figure}.svg"
+            assert path.stat().st_size > 1000, path
+            assert f'href="../figures/{stem}-{figure}.svg"' in page
     index = (run / "index.html").read_text()
     for split in ("interpolation", "extrapolation"):
-        assert (run / "figures" / f"heatmap-{split}.pdf").stat().st_size > 1000
+        assert (run / "figures" / f"heatmap-{split}.svg").stat().st_size > 1000
         assert f'href="figures/heatmap-{split}.svg"' in index
     for table in TABLES:
         csv = pd.read_csv(run / "csv" / f"{table}.csv")

@@ -12,6 +12,7 @@ from scipy.optimize import brentq
 
 from benchmark.checks import evaluate_target
 from benchmark.data import FRESH_STREAM, stream
+from benchmark.domains import Ball, Box, Intervals, Shell
 from benchmark.formula import GatedProduct, Input, PowerProduct, is_exact, linear_form
 from benchmark.model import MonitoredSplit, TrainingData, TrainSettings
 from benchmark.models.torch_model import MemberStack, build_member
@@ -31,7 +32,8 @@ from benchmark.models.units import (
 from benchmark.models.units.network import LOG_EPSILON
 from benchmark.models.units.npu import beta_at
 from benchmark.plugins import load_registry
-from benchmark.statistics import EPSILON, success_thresholds, wilson_interval
+from benchmark.registry import Target
+from benchmark.statistics import EPSILON, exact_threshold, success_thresholds, wilson_interval
 from benchmark.train import cells
 
 REFERENCE = Path(__file__).parent / "data"
@@ -295,6 +297,33 @@ def test_success_threshold_matches_its_closed_form(registry):
         target = registry.targets["binary_op"].create(op=op, range="1:2")
         table = success_thresholds(target, [0, 1], dict(target.extrapolation))
         np.testing.assert_allclose(table["threshold"], value, rtol=0.02)
+
+
+@pytest.mark.parametrize("region", [
+    Box((1.0, -2.0, 0.5), (2.0, 2.0, 3.0)),
+    Ball((0.5, -1.0), 2.0),
+    Intervals(((-6.0, -2.0), (2.0, 6.0)), 2),
+    Shell.around(Box((0.0, 1.0), (1.0, 3.0)), 10, 20),
+    Shell.around(Ball((0.0, 0.0, 0.0), 1.0), 1, 5),
+], ids=["box", "ball", "intervals", "box-shell", "ball-shell"])
+def test_exact_thresholds_are_the_monte_carlo_estimate_without_its_noise(region):
+    """A linear target's threshold from its region's moments, against the mean over 4 million points."""
+    weights = (1.0, -1.0, 0.0)[: region.dim]
+    target = Target(fn=lambda x: x @ np.asarray(weights)[:, None] + 0.5, domain=Box.cube(region.dim, -0.5, 0.5),
+                    extrapolation={"far": region}, linear_solution=(weights, 0.5), description="w . x + 1/2")
+    x = region.sample(4_000_000, np.random.default_rng(0))
+    estimate = np.mean((target.near_exact_values(x, EPSILON) - evaluate_target(target, x)) ** 2)
+    np.testing.assert_allclose(exact_threshold(target, region), estimate, rtol=3e-3)
+
+
+def test_a_target_the_same_for_every_seed_has_one_threshold_per_region(registry):
+    """Estimated once, on the target's stream; a target drawn per seed keeps an estimate per seed."""
+    shared = success_thresholds(registry.targets["binary_op"].create(op="mul", range="1:2"), [0, 1, 2],
+                                {"near": Shell.around(Box.cube(2, 1, 2), 1, 2), "far": Box.cube(2, 2, 6)})
+    assert shared.groupby("split")["threshold"].nunique().tolist() == [1, 1]
+    per_seed = registry.targets["subset_op"].create(op="mul")
+    table = success_thresholds(per_seed, [0, 1, 2], dict(per_seed.extrapolation))
+    assert (table.groupby("split")["threshold"].nunique() == 3).all()
 
 
 @pytest.mark.parametrize("successes, trials", [(0, 5), (0, 7), (3, 10), (5, 5), (13, 13), (25, 25), (17, 25), (1, 100), (0, 100)])

@@ -9,10 +9,12 @@ Layout written beside the tables::
 
     index.html
     targets/<target>.html
-    figures/heatmap-{interpolation,extrapolation}.{svg,pdf}
-    figures/<target>-{predictions,learning}.{svg,pdf}
-    figures/success.{svg,pdf}, figures/success-grid.{svg,pdf} (where targets have a success threshold)
+    figures/heatmap-{interpolation,extrapolation}.svg
+    figures/<target>-{predictions,learning}.svg
+    figures/success.svg, figures/success-grid.svg (where targets have a success threshold)
     csv/<table>.csv, csv/success.csv
+
+and, with `pdf`, a PDF beside every SVG.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ SPLIT_ERRORS = ("interpolation", "extrapolation")
 REPORT_FILES = ("targets", "figures", "csv", "index.html")
 
 
-def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out: Path | None = None) -> Path:
+def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out: Path | None = None,
+                 pdf: bool = False) -> Path:
     """Write the whole report of a run into `out` (the run folder by default); return the path of its index.html.
 
     The report is drawn into a staging folder and then moved over the old
@@ -82,7 +85,7 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out
         staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
         try:
             tables_href = os.path.relpath(run_dir, out)
-            _draw_report(staging, meta, tables, "" if tables_href == "." else tables_href + "/")
+            _draw_report(staging, meta, tables, "" if tables_href == "." else tables_href + "/", pdf)
             for name in REPORT_FILES:
                 if (out / name).exists():
                     (out / name).rename(staging / f"old-{name}")
@@ -92,7 +95,7 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out
     return out / "index.html"
 
 
-def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tables_href: str) -> None:
+def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tables_href: str, pdf: bool) -> None:
     """Every file of the report, into `folder`; `tables_href` leads from there to the run's Parquet tables ("" or "path/")."""
     # The plotting stack takes seconds to import; `bench list` and `bench compare` use this package without it.
     from .figures import heatmap, palette, save, success_figure, success_grid
@@ -112,20 +115,21 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
             workers.submit(
                 write_target_page, folder, meta, t, pages[t["label"]], colours,
                 {name: table[table["target"] == t["label"]] for name, table in {**tables, **drawable, "cells": cells}.items()},
+                pdf,
             )
             for t in meta["targets"]
         ]
         heatmaps = {
-            split: Markup(save(heatmap(cells, split, labels, models, states), folder / "figures", f"heatmap-{split}"))
+            split: Markup(save(heatmap(cells, split, labels, models, states), folder / "figures", f"heatmap-{split}", pdf))
             for split in SPLIT_ERRORS
         }
         success = protocol_summary(tables["results"], tables["evaluations"], tables["params"])
         success_figures = {}
         if len(success):
-            success_figures["rates"] = Markup(save(success_figure(success, labels, models, colours), folder / "figures", "success"))
+            success_figures["rates"] = Markup(save(success_figure(success, labels, models, colours), folder / "figures", "success", pdf))
             grid = success_grid(success, meta["targets"], models)
             if grid is not None:
-                success_figures["grid"] = Markup(save(grid, folder / "figures", "success-grid"))
+                success_figures["grid"] = Markup(save(grid, folder / "figures", "success-grid", pdf))
         (folder / "csv").mkdir(exist_ok=True)
         for name, table in {**{name: tables[name] for name in TABLES}, "success": success}.items():
             atomic_write(folder / "csv" / f"{name}.csv", lambda path, t=table: t.to_csv(path, index=False))
@@ -148,6 +152,7 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
         missing=missing_cells(states),
         exact=EXACT,
         fits=FITS,
+        pdf=pdf,
     )
     _write_text(folder / "index.html", html)
 
@@ -158,14 +163,15 @@ def model_labels(meta: dict, results: pd.DataFrame) -> list[str]:
     return listed + [m for m in results["model"].unique() if m not in listed]
 
 
-def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colours: dict, of_target: dict) -> None:
+def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colours: dict, of_target: dict,
+                      pdf: bool = False) -> None:
     """One target's page and its two figures; `of_target` holds the target's rows of every table."""
     from .figures import learning_figure, prediction_figure, save
 
     stem = Path(page).stem
     figures = run_dir / "figures"
-    predictions = save(prediction_figure(target, of_target["lines"], colours), figures, f"{stem}-predictions")
-    learning = save(learning_figure(target["label"], of_target["curves"], colours), figures, f"{stem}-learning")
+    predictions = save(prediction_figure(target, of_target["lines"], colours), figures, f"{stem}-predictions", pdf)
+    learning = save(learning_figure(target["label"], of_target["curves"], colours), figures, f"{stem}-learning", pdf)
     cells = of_target["cells"]
     html = _environment().get_template("target.html.j2").render(
         meta=meta,
@@ -178,6 +184,7 @@ def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colour
         probes=median_probes(of_target["probes"]).drop(columns="target"),
         verdicts=cells[["model", "interpolation", "extrapolation", "linearity", "outside", "verdict"]].rename(
             columns={"linearity": "extrapolation linearity R²", "outside": "outside the data"}),
+        pdf=pdf,
     )
     _write_text(run_dir / page, html)
 

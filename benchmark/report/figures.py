@@ -3,7 +3,7 @@
 A figure made with `Figure()` belongs to no global registry, so it is freed
 as soon as it goes out of scope: drawing hundreds of pages does not grow
 memory. Each figure is written as SVG (also embedded in the page, text kept
-as text) and PDF (for papers).
+as text), and as PDF (for papers) when asked.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def palette(models: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     return dict(zip(models, colours))
 
 
-def save(fig: Figure, folder: Path, stem: str) -> str:
-    """Write fig as STEM.svg and STEM.pdf; return the SVG markup to embed."""
+def save(fig: Figure, folder: Path, stem: str, pdf: bool = False) -> str:
+    """Write fig as STEM.svg, and STEM.pdf with `pdf`; return the SVG markup to embed."""
     folder.mkdir(parents=True, exist_ok=True)
     svg = io.StringIO()
     with matplotlib.rc_context(STYLE):
@@ -87,9 +87,10 @@ def save(fig: Figure, folder: Path, stem: str) -> str:
         # clip-path ids, which matplotlib salts at random: several figures sit inline
         # in one page, and fixed ids would collide there.
         fig.savefig(svg, format="svg", metadata={"Date": None})
-        # The layout is settled by the first drawing; the second keeps it instead of solving it again.
-        fig.set_layout_engine("none")
-        fig.savefig(folder / f"{stem}.pdf", metadata={"CreationDate": None})
+        if pdf:  # drawing it again costs about as much as the SVG: only on request
+            # The layout is settled by the first drawing; the second keeps it instead of solving it again.
+            fig.set_layout_engine("none")
+            fig.savefig(folder / f"{stem}.pdf", metadata={"CreationDate": None})
     (folder / f"{stem}.svg").write_text(svg.getvalue(), encoding="utf-8")
     markup = svg.getvalue()
     return markup[markup.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
