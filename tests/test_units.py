@@ -163,6 +163,17 @@ def test_inalu_reinitialises_a_member_that_stopped_learning_and_only_that_member
         assert torch.equal(t[0], after[name][2])
 
 
+def test_inalu_compares_its_losses_oldest_half_first_across_the_ring():
+    """A loss that keeps falling never resets, however often its ring of 5,000 losses wraps; a flat one does, once."""
+    stack = MemberStack([build_member(lambda d: UnitNetwork([INALU(d, 1)]), 2, {}, seed) for seed in range(2)])
+    with torch.no_grad():
+        for step in range(12_000):
+            stack.after_step(torch.tensor([100.0 - 0.008 * step, 5.0]))
+    # Falling: the older half's mean stays above the newer half's by far more than its spread. Flat: one reset
+    # at 5,000 steps and another 5,000 later.
+    assert stack.stacked[0].resets.tolist() == [0, 2]
+
+
 @pytest.mark.parametrize("family", ["nac", "nac_mul", "nac_sigma", "nalu", "gnalu", "inalu", "nau", "nmu", "npu", "realnpu"])
 @pytest.mark.parametrize("hidden", [0, 2])
 def test_built_in_units_give_vmaps_numbers_when_run_stacked_directly(registry, family, hidden):

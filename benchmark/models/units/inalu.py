@@ -93,11 +93,12 @@ class INALU(Unit):
         self.losses.scatter_(-1, index.unsqueeze(-1), loss.to(self.losses.dtype).unsqueeze(-1))
         self.steps += 1
         self.since_reset += 1
-        if int(self.steps.reshape(-1)[0]) % CHECK_EVERY:
+        steps = int(self.steps.reshape(-1)[0])  # every member has taken every step
+        if steps % CHECK_EVERY or not bool((self.since_reset >= WINDOW).any()):
             return
-        # The last WINDOW losses, oldest first, per member.
-        order = (self.steps.unsqueeze(-1) + torch.arange(WINDOW, device=self.steps.device)) % WINDOW
-        recent = self.losses.gather(-1, order)
+        # The last WINDOW losses, oldest first, per member: the ring of losses from the next slot to write.
+        start = steps % WINDOW
+        recent = torch.cat([self.losses[..., start:], self.losses[..., :start]], dim=-1)
         older, newer = recent[..., : WINDOW // 2], recent[..., WINDOW // 2:]
         stalled = older.mean(-1) <= newer.mean(-1) + newer.std(-1)
         fire = (self.since_reset >= WINDOW) & stalled & (newer.mean(-1) > 1)
