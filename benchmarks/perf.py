@@ -46,6 +46,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import goals
 import numpy as np
 import torch
 from torch import nn, optim
@@ -216,6 +217,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="repeats per short measurement (median reported)")
     parser.add_argument("--quick", action="store_true", help="leave out the default run with 100 seeds")
     parser.add_argument("--skip-default-run", action="store_true", help="leave out every default run")
+    parser.add_argument("--skip-suite", action="store_true",
+                        help="leave out the published single-layer benchmark's run (about half an hour on 2 cores)")
+    parser.add_argument("--only-goals", action="store_true", help="measure the goals (workload 6) alone")
     parser.add_argument("--json", type=Path, default=Path("perf.json"), help="where to write the figures")
     args = parser.parse_args()
     r = args.repeats
@@ -223,6 +227,12 @@ def main() -> None:
                                  "cpus": os.cpu_count()},
                      "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": r}
     article = median_of(r, article_loop)
+    if args.only_goals:
+        figures["goals"] = goals.measure(article, r, suite=not args.skip_suite)
+        save(figures, args.json)
+        goals.print_goals(figures["goals"])
+        print(f"\nfigures written to {args.json}")
+        return
     rows = [{"workload": "article loop", "seeds": 1, "seconds_per_model": article, "speed_up": 1.0}]
     for seeds in SEEDS:
         cell = median_of(r, lambda: funcbench_cell("addition", "linear", seeds))
@@ -263,11 +273,15 @@ def main() -> None:
         figures["default_runs"] = []
         variants = [(), *(("--seeds", str(n)) for n in ((1, 25) if args.quick else (1, 25, 100))),
                     ("--targets", "addition"), ("--targets", "addition,subtraction,product,division"),
-                    ("--jobs", "1")]  # against the default (one worker process per core)
+                    ("--jobs", "1"),  # against the default (one worker process per core)
+                    ("--pdf",)]  # what drawing every figure again as PDF costs
         for options in variants:
             figures["default_runs"].append(default_run(*options))
             save(figures, args.json)  # a long run killed half-way keeps what it measured
+    figures["goals"] = goals.measure(article, r, suite=not args.skip_suite)
+    save(figures, args.json)
     print_table(figures)
+    goals.print_goals(figures["goals"])
     print(f"\nfigures written to {args.json}")
 
 

@@ -339,3 +339,12 @@ def test_clipping_by_norm_takes_a_parameter_of_one_number_per_seed():
     clip_gradients([scalar, matrix], None, 1.0)
     norms = torch.sqrt(scalar.grad**2 + matrix.grad.square().sum(dim=(1, 2)))
     torch.testing.assert_close(norms, torch.ones(3), rtol=1e-5, atol=1e-6)
+
+
+def test_an_epochs_reshuffle_copies_the_rows_index_select_would():
+    """The shuffled epoch is taken by numpy on the CPU: the same rows, bit for bit, as torch's index_select."""
+    from benchmark.train.batches import _rows
+
+    table = torch.randn(3000, 2)
+    order = torch.from_numpy(np.random.default_rng(0).permutation(3000))
+    assert torch.equal(_rows(table, order), table.index_select(0, order))

@@ -1,0 +1,196 @@
+"""The speed goals, each measured on this machine beside its target (workload 6 of `make perf`).
+
+1. The single-layer benchmark as published: ``bench run --suite
+   arithmetic-single-layer-published``, report included, in a child
+   process: its wall time against 15 minutes per 216 cells (pro rata for
+   the suite's cells), and the peak of its process tree's resident memory
+   (the sum over the run and its workers, sampled every 0.2 s: an upper
+   bound, since forked workers share pages) against 4 GiB.
+2. The default ``bench run --targets all``: wall time, median of 3, against 15 s.
+3. One more seed on the article's workload: (``--seeds 101`` minus
+   ``--seeds 1``) / 100 of ``bench run --targets addition --models linear``,
+   whole processes, medians of 5 taken in turn, against the article's own
+   loop for one model: at least 200 times cheaper.
+4. The roofline: a training step against the time its matrix products and
+   random draws take when each runs alone at the step's shapes (torch.bmm,
+   torch.rand), at least 25%: the single-layer protocol's NAU step (16
+   targets x 25 seeds, as the run trains them) and the default run's
+   largest MLP ensemble (the 8 one-input targets x 5 seeds). Their evaluation splits are
+   kept small, so the step is what is timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import psutil
+import torch
+
+from benchmark.config import RunConfig
+from benchmark.data import sample_splits
+from benchmark.plan import build_plan, resolve_config
+from benchmark.plugins import load_registry
+from benchmark.train import train_cells
+
+SUITE = "arithmetic-single-layer-published"
+#: Wall-time goal of the single-layer benchmark: 15 minutes for its 216 cells of funcbench 0.4.
+SUITE_SECONDS_PER_CELL = 15 * 60 / 216
+SUITE_PEAK_GIB = 4.0
+DEFAULT_RUN_SECONDS = 15.0
+MARGINAL_SEED_RATIO = 200.0
+ROOFLINE_FRACTION = 0.25
+
+
+def bench(*options: str, out: str) -> dict:
+    """Wall seconds and the peak summed resident memory (GiB) of `bench run OPTIONS` and its workers."""
+    command = [sys.executable, "-m", "benchmark", "run", *options, "--out", out, "--quiet"]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        parent = psutil.Process(child.pid)
+        while not done.wait(0.2):
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:  # a worker ended between listing and reading it
+                continue
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = child.wait()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if code != 0:
+        raise SystemExit(f"`{' '.join(command)}` exited with code {code}")
+    return {"seconds": seconds, "peak_gib": peak[0] / 2**30}
+
+
+def median_run(repeats: int, *options: str) -> float:
+    """The median wall time of `bench run OPTIONS`, each in a fresh folder."""
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            times.append(bench(*options, out=out)["seconds"])
+    return statistics.median(times)
+
+
+def alone_seconds(repeats: int, work: Callable[[], object]) -> float:
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def layer_products(members: int, batch: int, widths: list[int]) -> list[tuple[tuple, tuple]]:
+    """The batched matrix products of one training step of stacked dense layers of these widths.
+
+    Per layer a -> b: the forward product, the weights' gradient and (but
+    for the first layer) the gradient of the layer's input.
+    """
+    products = []
+    for index, (a, b) in enumerate(zip(widths, widths[1:])):
+        products.append(((members, batch, a), (members, a, b)))
+        products.append(((members, a, batch), (members, batch, b)))
+        if index:
+            products.append(((members, batch, b), (members, b, a)))
+    return products
+
+
+def roofline_seconds(repeats: int, products: list[tuple[tuple, tuple]], draws: int) -> float:
+    """The time the step's products and draws take, each run alone at its shape."""
+    seconds = 0.0
+    for left, right in products:
+        a, b = torch.rand(left), torch.rand(right)
+        seconds += alone_seconds(repeats, lambda a=a, b=b: torch.bmm(a, b))
+    if draws:
+        buffer, generator = torch.empty(draws), torch.Generator().manual_seed(0)
+        seconds += alone_seconds(repeats, lambda: torch.rand(draws, generator=generator, out=buffer))
+    return seconds
+
+
+def step_seconds(config: RunConfig, models: str, targets: int, steps: int) -> tuple[float, int]:
+    """Seconds per training step of `models` on up to `targets` targets of the commonest input dimension, as one ensemble."""
+    registry = load_registry()
+    plan = build_plan(registry, config)
+    dims = [cell.target.dim for cell in plan.cells]
+    cells = [c for c in plan.cells if c.model.label == models and c.target.dim == max(dims, key=dims.count)][:targets]
+    work = [(cell, sample_splits(cell.target, cell.seeds, cell.samples, cell.eval_samples,
+                                 validation=cell.settings.by_steps)) for cell in cells]
+    seconds = sum(trained.seconds for trained in train_cells(work))
+    return seconds / steps, sum(len(cell.seeds) for cell in cells)
+
+
+def rooflines(repeats: int) -> list[dict]:
+    registry = load_registry()
+    rows = []
+    steps = 2_000
+    nau = resolve_config(registry, SUITE, {"models": "nau", "steps": steps, "eval_every": steps, "eval_samples": 128})
+    measured, members = step_seconds(nau, "nau", 16, steps)
+    bound = roofline_seconds(repeats, layer_products(members, 128, [2, 1]), members * 128 * 2)
+    rows.append({"step": f"single-layer nau, {members} members, batch 128", "seconds": measured, "roofline": bound})
+    mlp = RunConfig(targets="all", models="mlp", eval_every=500, eval_samples=128)
+    measured, members = step_seconds(mlp, "mlp", 8, 500)  # 100 epochs of 5 batches
+    bound = roofline_seconds(repeats, layer_products(members, 200, [1, 64, 64, 1]), 0)
+    rows.append({"step": f"default mlp, {members} members, batch 200", "seconds": measured, "roofline": bound})
+    for row in rows:
+        row["fraction"] = row["roofline"] / row["seconds"]
+    return rows
+
+
+def measure(article_seconds: float, repeats: int, suite: bool) -> dict:
+    """Every goal's figure and target; the suite's run (about half an hour on 2 cores) only with `suite`."""
+    goals: dict = {"roofline": rooflines(repeats)}
+    goals["default_run"] = {"seconds": median_run(3, "--targets", "all"), "goal_seconds": DEFAULT_RUN_SECONDS}
+    # Interleaved, so that a change in the machine's load falls on both.
+    one, many = [], []
+    for _ in range(5):
+        for seeds, times in ((1, one), (101, many)):
+            times.append(median_run(1, "--targets", "addition", "--models", "linear", "--seeds", str(seeds)))
+    marginal = (statistics.median(many) - statistics.median(one)) / 100
+    goals["marginal_seed"] = {"seconds": marginal, "article_seconds": article_seconds,
+                              "ratio": article_seconds / marginal, "goal_ratio": MARGINAL_SEED_RATIO}
+    if suite:
+        cells = len(build_plan(load_registry(), resolve_config(load_registry(), SUITE, {})).cells)
+        with tempfile.TemporaryDirectory() as out:
+            run = bench("--suite", SUITE, out=out)
+        goals["single_layer_suite"] = {**run, "cells": cells, "goal_seconds": SUITE_SECONDS_PER_CELL * cells,
+                                       "goal_peak_gib": SUITE_PEAK_GIB}
+    return goals
+
+
+def print_goals(goals: dict) -> None:
+    print(f"\n{'goal':<48} {'measured':>12} {'target':>12} {'met':>4}")
+
+    def line(name: str, measured: str, target: str, met: bool) -> None:
+        print(f"{name:<48} {measured:>12} {target:>12} {'yes' if met else 'no':>4}")
+
+    if suite := goals.get("single_layer_suite"):
+        line(f"single-layer benchmark, {suite['cells']} cells: wall", f"{suite['seconds'] / 60:.1f} min",
+             f"{suite['goal_seconds'] / 60:.1f} min", suite["seconds"] <= suite["goal_seconds"])
+        line("single-layer benchmark: peak memory", f"{suite['peak_gib']:.2f} GiB", f"{suite['goal_peak_gib']:.0f} GiB",
+             suite["peak_gib"] <= suite["goal_peak_gib"])
+    else:
+        print(f"{'single-layer benchmark':<48} {'not run (--skip-suite)':>30}")
+    run = goals["default_run"]
+    line("bench run --targets all: wall", f"{run['seconds']:.1f} s", f"{run['goal_seconds']:.0f} s",
+         run["seconds"] <= run["goal_seconds"])
+    seed = goals["marginal_seed"]
+    line(f"one more seed ({1000 * seed['seconds']:.1f} ms) vs the article's loop", f"{seed['ratio']:.0f}x",
+         f"{seed['goal_ratio']:.0f}x", seed["ratio"] >= seed["goal_ratio"])
+    for row in goals["roofline"]:
+        line(f"roofline: {row['step']}", f"{100 * row['fraction']:.0f}%", f"{100 * ROOFLINE_FRACTION:.0f}%",
+             row["fraction"] >= ROOFLINE_FRACTION)
+        print(f"{'':<4}step {1000 * row['seconds']:.3f} ms; its products and draws alone {1000 * row['roofline']:.3f} ms")
