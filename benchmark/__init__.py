@@ -12,7 +12,7 @@ Everything else (planning, training, storing, reporting) is reachable from
 its module and from the ``bench`` command.
 """
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 from .domains import Ball, Box, Intervals, Shell, near_and_far  # noqa: E402
 from .registry import (  # noqa: E402
