@@ -33,7 +33,12 @@ from benchmark.models.units.network import LOG_EPSILON
 from benchmark.models.units.npu import beta_at
 from benchmark.plugins import load_registry
 from benchmark.registry import Target
-from benchmark.statistics import EPSILON, exact_threshold, success_thresholds, wilson_interval
+from benchmark.statistics import (
+    EPSILON,
+    exact_threshold,
+    success_thresholds,
+    wilson_interval,
+)
 from benchmark.train import cells
 
 REFERENCE = Path(__file__).parent / "data"
