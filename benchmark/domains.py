@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where batches are drawn: `bench`'s completion and `bench list` need none
+    import torch
 
 Anchor = Literal["low", "centre"]
 
@@ -77,6 +79,8 @@ class Box:
         the box is a cube: a broadcast over the last axis, of size d, would
         run its inner loop d elements long.
         """
+        import torch
+
         for member, generator in zip(out, generators):
             torch.rand(member.shape, generator=generator, out=member)
         # x = low + width * (u + 2^-25), with the offset folded into one constant.
@@ -172,6 +176,8 @@ class Ball:
 
     def fill(self, out: torch.Tensor, generators: Sequence[torch.Generator]) -> None:
         """Uniform samples into the float32 tensor `out` (members, n, d), member i's from `generators[i]`."""
+        import torch
+
         for member, generator in zip(out, generators):
             torch.randn(member.shape, generator=generator, out=member)
             member.div_(torch.linalg.vector_norm(member, dim=1, keepdim=True))
