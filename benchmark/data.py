@@ -3,9 +3,10 @@
 Seed s of a target always gets the same points, whichever models or other
 seeds share the run: each (seed, target, split) has its own random stream.
 Inputs are drawn in float64 and rounded to float32 (what the models
-compute in), or drawn in float32 for the fresh batches of training by
-steps, and the target is evaluated in float64 on the float32 inputs, so the
-labels are exact for what the model is actually shown.
+compute in); the fresh batches of training by steps come from torch, each
+coordinate 24 random bits placed in float64 and rounded once (`Box.fill`).
+The target is evaluated in float64 on the float32 inputs, so the labels are
+exact for what the model is actually shown.
 """
 
 from __future__ import annotations
