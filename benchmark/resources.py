@@ -38,8 +38,9 @@ ACTIVATION_COPIES = 3
 #: Per member, a step costs least once there are some tens of members; an ensemble whose
 #: activations outgrow the CPU's caches pays about twice as much per member. This is 64
 #: members of the default MLP (two hidden layers of 64, 2 inputs, batch 200), the size
-#: measured best for it, and holds every seed of a single-layer benchmark's family (36
-#: targets x 25 seeds of a unit with two inputs and a batch of 128) in one ensemble.
+#: measured best for it, and room for every seed of a single-layer benchmark's family (36
+#: targets x 25 seeds of a unit with two inputs and a batch of 128); the runner's
+#: SAMPLE_BUDGET, which bounds the samples held at once, cuts those into 16, 16 and 4 targets.
 ENSEMBLE_BYTES = 64 * 4 * (2 + 64 + 64 + 1) * 200
 #: Members per ensemble for a family that does not state its size.
 DEFAULT_MEMBERS = 64
