@@ -40,7 +40,7 @@ ACTIVATION_COPIES = 3
 #: members of the default MLP (two hidden layers of 64, 2 inputs, batch 200), the size
 #: measured best for it, and room for every seed of a single-layer benchmark's family (36
 #: targets x 25 seeds of a unit with two inputs and a batch of 128); the runner's
-#: SAMPLE_BUDGET, which bounds the samples held at once, cuts those into 16, 16 and 4 targets.
+#: SAMPLE_BUDGET, which bounds the samples a task holds, cuts those into 16, 16 and 4 targets.
 ENSEMBLE_BYTES = 64 * 4 * (2 + 64 + 64 + 1) * 200
 #: Members per ensemble for a family that does not state its size.
 DEFAULT_MEMBERS = 64

@@ -1,15 +1,14 @@
 """Running a plan: train and evaluate each cell, store it, then the run's files.
 
-Cells of one target share their samples, drawn once; cells of one model
-family on targets of the same shape train as one ensemble. Finished cells
-already in the run folder are skipped, so rerunning an interrupted command
-resumes it.
+Cells of one model family on targets of the same shape train as one
+ensemble. Finished cells already in the run folder are skipped, so
+rerunning an interrupted command resumes it.
 
-The samples are drawn here and travel with each task; the cells do not
-(targets are code, often lambdas). A worker finds a task's cells by id in
-the plan it builds once from the run's `PlanSource`: the configuration and
-the text of every plugin file. Workers forked from this process find the
-plan already built.
+A task is the ids of an ensemble's cells, nothing more: cells are code
+(targets are often lambdas) and samples are large. A worker finds a task's
+cells by id in the plan it builds once from the run's `PlanSource` (the
+configuration and the text of every plugin file; workers forked from this
+process find the plan already built), and draws their samples itself.
 """
 
 from __future__ import annotations
@@ -105,7 +104,7 @@ def execute(
     failed: set[str] = set()
     work = layout(pending, config, batch_cells)
     ensembles = sum(len(group) for _, group in work)
-    for outcome in executor.run(train_group, _group_tasks(work, problems, source), ensembles):
+    for outcome in executor.run(train_group, _group_tasks(work, source), ensembles):
         if isinstance(outcome, TaskFailed):
             cells = [_PLANS[source.key][cell_id] for cell_id in outcome.task.cell_ids]
             names = ", ".join(f"{c.target.label} x {c.model.label}" for c in cells)
@@ -191,12 +190,17 @@ def _cells_of(source: PlanSource) -> dict[str, Cell]:
 
 @dataclass(frozen=True)
 class GroupTask:
-    """Cells to train as one ensemble, with their targets' samples and success thresholds (by target label)."""
+    """Cells to train as one ensemble: the worker draws their targets' samples itself.
+
+    A task carries no arrays. Its samples come from each seed's own streams,
+    so they are the same numbers wherever they are drawn; drawing them in the
+    worker keeps them out of the driver's memory and out of the pickles that
+    carry a task to a worker (the published single-layer suite's tasks
+    held a quarter of a GB each), for a second or so of sampling per task.
+    """
 
     source: PlanSource
     cell_ids: tuple[str, ...]
-    splits: dict[str, list[Split]]
-    thresholds: dict[str, pd.DataFrame | None]
 
 
 @dataclass(frozen=True)
@@ -205,14 +209,21 @@ class GroupOutcome:
     failed: list[tuple[str, str]]  # (target label, the problem line) for targets that failed while training
 
 
+def _prepare(target: Target, cell: Cell) -> tuple[list[Split], pd.DataFrame | None]:
+    """A target's samples for every split and seed, and its success thresholds."""
+    splits = sample_splits(target, cell.seeds, cell.samples, cell.eval_samples, validation=cell.settings.by_steps)
+    return splits, success_thresholds(target, cell.seeds, {INTERPOLATION: target.domain, **target.extrapolation})
+
+
 def train_group(task: GroupTask) -> GroupOutcome:
-    """Train and evaluate a task's cells; a target that fails while training is found and left out."""
+    """Draw a task's samples, then train and evaluate its cells; a target that fails is found and left out."""
     finished: list[tuple[str, CellResult]] = []
     failed: list[tuple[str, str]] = []
+    prepared: dict[str, tuple[list[Split], pd.DataFrame | None] | None] = {}  # None: its data failed to draw
 
     def attempt(cells: list[Cell]) -> None:
         try:
-            trained_cells = train_cells([(cell, task.splits[cell.target.label]) for cell in cells])
+            trained_cells = train_cells([(cell, prepared[cell.target.label][0]) for cell in cells])
         except TargetError as exc:  # a fresh batch hit a point where the target is not finite
             if len(cells) > 1:  # find which target it was: train them one at a time
                 for cell in cells:
@@ -223,9 +234,9 @@ def train_group(task: GroupTask) -> GroupOutcome:
                                          "the cells that met it are skipped"))
             return
         for trained_cell in trained_cells:
-            label = trained_cell.cell.target.label
+            splits, thresholds = prepared[trained_cell.cell.target.label]
             try:
-                result = evaluate_cell(trained_cell, task.splits[label], task.thresholds[label])
+                result = evaluate_cell(trained_cell, splits, thresholds)
             except ModelError as exc:  # a plugin's formula or readable_parameters hook: say whose
                 raise ModelError.of(trained_cell.cell.model, exc) from exc
             finished.append((trained_cell.cell.id, result))
@@ -237,7 +248,20 @@ def train_group(task: GroupTask) -> GroupOutcome:
             f"this worker's plan lacks cell {missing[0]}: its funcbench ({__version__}) or its installed "
             "plugins differ from the driver's; install the same versions on every worker"
         )
-    attempt([cells[cell_id] for cell_id in task.cell_ids])
+    drawable = []
+    for cell in (cells[cell_id] for cell_id in task.cell_ids):
+        target = cell.target
+        if target.label not in prepared:
+            try:
+                prepared[target.label] = _prepare(target, cell)
+            except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
+                failed.append((target.label, f"{target.origin}: target '{target.label}' failed while its data was "
+                                             f"drawn: {describe_exception(exc)}; it is skipped"))
+                prepared[target.label] = None
+        if prepared[target.label] is not None:
+            drawable.append(cell)
+    if drawable:
+        attempt(drawable)
     return GroupOutcome(finished, failed)
 
 
@@ -271,30 +295,11 @@ def _members(cells: list[Cell]) -> int:
     return sum(len(cell.seeds) for cell in cells)
 
 
-def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], problems: list[str],
-                 source: PlanSource) -> Iterator[GroupTask]:
-    """Per batch of targets: draw their samples, then a task per ensemble (targets that fail to sample are skipped)."""
-    for targets, ensembles in work:
-        prepared = {}
-        for target in targets:
-            first = next(cell for cells in ensembles for cell in cells if cell.target is target)
-            try:
-                splits = sample_splits(target, first.seeds, first.samples, first.eval_samples,
-                                       validation=first.settings.by_steps)
-                thresholds = success_thresholds(target, first.seeds, {INTERPOLATION: target.domain, **target.extrapolation})
-            except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
-                problems.append(
-                    f"{target.origin}: target '{target.label}' failed while its data was drawn: "
-                    f"{describe_exception(exc)}; it is skipped"
-                )
-                continue
-            prepared[target.label] = (splits, thresholds)
+def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], source: PlanSource) -> Iterator[GroupTask]:
+    """A task per ensemble, in the order of the batches of targets."""
+    for _, ensembles in work:
         for cells in ensembles:
-            labels = {cell.target.label for cell in cells if cell.target.label in prepared}
-            if labels:
-                yield GroupTask(source, tuple(cell.id for cell in cells if cell.target.label in labels),
-                                {label: prepared[label][0] for label in labels},
-                                {label: prepared[label][1] for label in labels})
+            yield GroupTask(source, tuple(cell.id for cell in cells))
 
 
 def _chunks(cells: list[Cell]) -> Iterator[list[Cell]]:
@@ -312,12 +317,12 @@ def _chunks(cells: list[Cell]) -> Iterator[list[Cell]]:
         yield chunk
 
 
-#: Samples held in memory at once, in float32 elements over every split, seed and input (about 200 MB).
+#: Samples a task holds at once, in float32 elements over every split, seed and input (about 200 MB).
 SAMPLE_BUDGET = 50_000_000
 
 
 def _target_batches(targets: list[Target], config: RunConfig, together: bool) -> Iterator[list[Target]]:
-    """Targets whose samples are drawn and kept together, in plan order, within SAMPLE_BUDGET.
+    """Targets whose cells may share an ensemble, in plan order, their samples within SAMPLE_BUDGET.
 
     Targets of one `data_shape` go together,
     since only they can share an ensemble.

@@ -91,6 +91,31 @@ def test_a_plugin_file_runs_on_a_worker_that_lacks_it(tmp_path, monkeypatch):
     assert list(runner._cells_of(source)) == driver_ids
 
 
+def test_a_task_carries_its_cells_ids_and_the_worker_draws_the_samples(monkeypatch):
+    """What travels to a worker is a few ids, however many samples the worker then draws and trains on."""
+    import pickle
+
+    from benchmark import runner
+    from benchmark.config import RunConfig
+    from benchmark.data import sample_splits
+    from benchmark.plan import build_plan
+    from benchmark.plugins import load_registry
+
+    config = RunConfig(targets="addition,product", models="linear", seeds=3, eval_samples=20_000, epochs=1)
+    plan = build_plan(load_registry(), config)
+    source = runner.PlanSource.of(config)
+    pending = {t: [c for c in plan.cells if c.target is t] for t in plan.targets}
+    tasks = list(runner._group_tasks(runner.layout(pending, config, True), source))
+    first = plan.cells[0]
+    samples = sum(split.x.nbytes + split.y.nbytes
+                  for split in sample_splits(first.target, first.seeds, first.samples, first.eval_samples))
+    assert samples > 1_000_000
+    assert all(len(pickle.dumps(task)) < samples / 100 for task in tasks)
+    monkeypatch.setattr(runner, "_PLANS", {})  # a worker that has built nothing yet
+    outcome = runner.train_group(tasks[0])
+    assert sorted(cell_id for cell_id, _ in outcome.finished) == sorted(tasks[0].cell_ids) and not outcome.failed
+
+
 def test_a_killed_dask_worker_does_not_lose_the_run(bench, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=":0", silence_logs=logging.CRITICAL) as local, \
