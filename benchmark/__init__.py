@@ -3,6 +3,7 @@
 The public API a plugin needs::
 
     from benchmark import Box, Shell, near_and_far, target, target_family, suite   # targets and studies
+    from benchmark import Reference                                               # a study's published results
     from benchmark import torch_model                                             # model families
 
 `benchmark.testing` runs funcbench's own checks on a plugin's entries, and
@@ -28,7 +29,7 @@ from .registry import (  # noqa: E402
 
 __all__ = [
     "Ball", "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
-    "target", "target_family", "model_family", "preset", "suite", "torch_model", "__version__",
+    "target", "target_family", "model_family", "preset", "suite", "torch_model", "Reference", "__version__",
 ]
 
 
@@ -38,4 +39,8 @@ def __getattr__(name: str):
         from .models.torch_model import torch_model
 
         return torch_model
+    if name == "Reference":  # with pandas, which `bench`'s shell completion does without
+        from .references import Reference
+
+        return Reference
     raise AttributeError(f"module 'benchmark' has no attribute '{name}'")

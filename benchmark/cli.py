@@ -176,6 +176,7 @@ def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell
          options: dict) -> None:
     from .plan import build_plan, resolve_config, setting_warnings
     from .plugins import canonical_plugin, load_registry
+    from .references import suite_reference
     from .store import RunStore
 
     if scheduler is not None and executor == "local":
@@ -199,14 +200,15 @@ def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell
     with store.locked():
         store.claim(asdict(config), replace)
         _run_locked(stdout, plan, config, store, force=force, cell_batching=cell_batching, jobs=jobs, executor=executor,
-                    scheduler=scheduler, pdf=pdf, recorded=recorded_options(
+                    scheduler=scheduler, pdf=pdf, reference=suite_reference(registry, config), recorded=recorded_options(
                         {**asdict(config), "out": out, "run_id": run_id, "cell_batching": cell_batching,
                          "jobs": jobs, "executor": executor, "scheduler": scheduler, "pdf": pdf}))
 
 
 def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_batching: bool, jobs: int, executor: str | None,
-                scheduler: str | None, pdf: bool, recorded: dict) -> None:
-    """`bench run` once its folder is held: train, report, summarise; `recorded` are the options for run.json."""
+                scheduler: str | None, pdf: bool, reference: dict | None, recorded: dict) -> None:
+    """`bench run` once its folder is held: train, report, summarise; `recorded` are the options for run.json,
+    `reference` the suite's published results (`benchmark.references.suite_reference`)."""
     from tqdm import tqdm
 
     from .executors import DaskExecutor, LocalExecutor
@@ -234,7 +236,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
     try:
         with _terminate_as_interrupt(), workers:
             outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, executor=workers,
-                              on_cell=advance, options=recorded)
+                              on_cell=advance, options=recorded, reference=reference)
     except KeyboardInterrupt as stop:
         bar.close()
         _interrupted(stop, f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume")
@@ -279,7 +281,7 @@ def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tupl
     registry = load_registry(plugins)
     entries = [registry.entry(kind, name) for name in names] if names else list(registry.table(kind).values())  # type: ignore[arg-type]
     if names or details:
-        click.echo("\n".join(_describe_entry(entry) for entry in entries))
+        click.echo("\n".join(_describe_entry(entry, registry) for entry in entries))
     else:
         click.echo(_entry_table(entries))
         footnote = "* not part of '--targets all': select it by name or through a suite. " if kind == "target" else ""
@@ -425,7 +427,8 @@ def _run_folder(run_id: str | None, config: RunConfig) -> str:
     return run_id
 
 
-def _describe_entry(entry) -> str:
+def _describe_entry(entry, registry) -> str:
+    from .plan import model_trainings, resolve_config
     from .report.tables import format_point, format_solution
 
     params = ", ".join(f"{p.name}={p.default}" for p in entry.parameters)
@@ -448,6 +451,13 @@ def _describe_entry(entry) -> str:
         lines.append(f"    targets {made.targets}")
         lines.append(f"    models {made.models}")
         lines.append("    " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in made.settings.items()))
+        try:
+            trainings = model_trainings(registry, resolve_config(registry, entry.name, {}))
+        except FuncbenchError as exc:
+            lines.append(f"    its models' settings cannot be resolved: {exc}")
+        else:
+            lines.append("    each model trains with:")
+            lines += [f"      {training.label}: {training.describe()}" for training in trainings]
     if entry.kind == "target" and not entry.in_all:
         lines.append("    not part of '--targets all': select it by name or through a suite")
     lines.append(f"    from {entry.origin}")

@@ -26,13 +26,15 @@ from .fingerprint import (
     stable_hash,
 )
 from .model import ModelSpec, TrainSettings
-from .registry import Kind, Registry, Target
+from .registry import Kind, Registry, Suite, Target
 from .selection import parse_selection
 
 #: The run options a family may have its own default for (`ModelSpec.training`) and a suite may set per
 #: family: RunConfig's name -> TrainSettings' name.
 PER_MODEL = {"learning_rate": "learning_rate", "reg_strength": "regularizer_strength", "optimizer": "optimizer",
              "loss": "loss", "clip_value": "clip_value", "clip_norm": "clip_norm"}
+#: The regulariser's schedule (steps at which it starts and reaches full strength), which a suite may also set per model.
+PER_MODEL_SCHEDULE = ("reg_start", "reg_end")
 #: Where a family's regulariser ramps from 0 to full strength, as fractions of the training, unless it says otherwise.
 DEFAULT_SCHEDULE = (0.4, 0.7)
 
@@ -73,6 +75,14 @@ class Plan:
     problems: list[str] = field(default_factory=list)
 
 
+def run_suite(registry: Registry, suite: str) -> Suite:
+    """The suite a `--suite` selection names, built with its parameters."""
+    selectors = parse_selection(suite, "suite selection")
+    if len(selectors) != 1:
+        raise FuncbenchError(f"--suite takes one suite, got {len(selectors)}; run suites one at a time")
+    return registry.entry("suite", selectors[0].name).create(**dict(selectors[0].params))
+
+
 def resolve_config(registry: Registry, suite: str | None, options: dict[str, Any]) -> RunConfig:
     """The run's configuration: RunConfig's defaults, then the suite's settings, then the options given.
 
@@ -80,18 +90,17 @@ def resolve_config(registry: Registry, suite: str | None, options: dict[str, Any
     """
     if suite is None:
         return RunConfig(**options)
-    selectors = parse_selection(suite, "suite selection")
-    if len(selectors) != 1:
-        raise FuncbenchError(f"--suite takes one suite, got {len(selectors)}; run suites one at a time")
-    chosen = registry.entry("suite", selectors[0].name).create(**dict(selectors[0].params))
+    chosen = run_suite(registry, suite)
     for family, settings in chosen.model_settings.items():
-        if unknown := sorted(set(settings) - set(PER_MODEL)):
+        if unknown := sorted(set(settings) - {*PER_MODEL, *PER_MODEL_SCHEDULE}):
             raise FuncbenchError(f"suite '{chosen.label}' sets {', '.join(unknown)} for model '{family}'; "
-                                 f"a suite may set only {', '.join(PER_MODEL)} per model")
+                                 f"a suite may set only {', '.join([*PER_MODEL, *PER_MODEL_SCHEDULE])} per model")
     # What the command line sets wins over the suite's settings for one family, too; but an option
     # given with the very value the suite sets is the suite's (a run repeated from its run.json gives
     # every option the run had), so it leaves the suite's settings for single families alone.
     overridden = {k for k, v in options.items() if k not in chosen.settings or chosen.settings[k] != v}
+    if overridden & set(PER_MODEL_SCHEDULE):  # the ramp is one setting: --reg-start alone replaces a family's too
+        overridden |= set(PER_MODEL_SCHEDULE)
     per_model = {family: {k: v for k, v in settings.items() if k not in overridden}
                  for family, settings in chosen.model_settings.items()}
     values = {"targets": chosen.targets, "models": chosen.models, **chosen.settings, **options, "suite": chosen.label,
@@ -182,9 +191,11 @@ def unfit_models(models: list[ModelSpec], targets: list[Target]) -> dict[tuple[i
 def train_settings(config: RunConfig, model: ModelSpec) -> TrainSettings:
     """The settings a model trains with: each of the run's options where given, else the family's default.
 
-    The regulariser's ramp is in steps: --reg-start and --reg-end where
-    given, else the family's schedule (fractions of the training; 40% and
-    70% unless the family says otherwise).
+    A suite's settings for the model's family come before the run's (and
+    after the command line's, which `resolve_config` has already applied).
+    The regulariser's ramp is in steps: --reg-start and --reg-end (or the
+    suite's for this family) where given, else the family's schedule
+    (fractions of the training; 40% and 70% unless the family says otherwise).
     """
     family = dict(model.training)
     suite_says = config.model_settings.get(model.name, {})
@@ -196,14 +207,50 @@ def train_settings(config: RunConfig, model: ModelSpec) -> TrainSettings:
                              config.steps, config.eval_every, **overrides)
     total = settings.total_steps(config.samples)
     start_fraction, end_fraction = family.get("regularizer_schedule", DEFAULT_SCHEDULE)
-    start = config.reg_start if config.reg_start is not None else round(start_fraction * total)
-    end = config.reg_end if config.reg_end is not None else max(start, round(end_fraction * total))
+    reg_start, reg_end = (suite_says.get(option, getattr(config, option)) for option in PER_MODEL_SCHEDULE)
+    start = reg_start if reg_start is not None else round(start_fraction * total)
+    end = reg_end if reg_end is not None else max(start, round(end_fraction * total))
     if end < start:
         raise FuncbenchError(
             f"--reg-end {end} comes before the regulariser's start, step {start} "
             f"({start_fraction:.0%} of {total:,} steps for {model.label}); give --reg-start too"
         )
     return replace(settings, reg_start=start, reg_end=end)
+
+
+@dataclass(frozen=True)
+class ModelTraining:
+    """How one model of a run trains; `regularized` where its family or the suite gives it a regulariser's settings."""
+
+    label: str
+    settings: TrainSettings
+    regularized: bool
+
+    def describe(self) -> str:
+        """'learning rate 0.001, adam, mse loss, regulariser 0.01 from step 20,000 to 35,000'."""
+        s = self.settings
+        parts = [f"learning rate {s.learning_rate:g}", s.optimizer, f"{s.loss} loss"]
+        if self.regularized:
+            ramp = (f"in full from step {s.reg_start:,}" if s.reg_start == s.reg_end
+                    else f"ramped from step {s.reg_start:,} to {s.reg_end:,}")
+            parts.append(f"regulariser x{s.regularizer_strength:g}, {ramp}")
+        if s.clip_value is not None:
+            parts.append(f"gradients clipped to +-{s.clip_value:g}")
+        if s.clip_norm is not None:
+            parts.append(f"gradient norm clipped to {s.clip_norm:g}")
+        return ", ".join(parts)
+
+
+def model_trainings(registry: Registry, config: RunConfig) -> list[ModelTraining]:
+    """The settings each model of a run's selection trains with (those that cannot be built are left out)."""
+    models, _ = _select(registry, "model", config.models)
+    trainings = []
+    for model in models:
+        suite_says = set(config.model_settings.get(model.name, {}))
+        regularized = bool({"regularizer_strength", "regularizer_schedule"} & set(model.training)
+                           or {"reg_strength", *PER_MODEL_SCHEDULE} & suite_says)
+        trainings.append(ModelTraining(model.label, train_settings(config, model), regularized))
+    return trainings
 
 
 def setting_warnings(config: RunConfig, plan: Plan) -> list[str]:

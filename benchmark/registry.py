@@ -16,7 +16,7 @@ import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from .domains import Domain, Region, diagonal_line
 from .errors import FuncbenchError, unknown_name
 from .fingerprint import code_fingerprint, origin_fingerprint, stable_hash
 from .model import ModelSpec
+
+if TYPE_CHECKING:
+    from .references import Reference
 
 Kind = Literal["target", "model", "suite"]
 #: What a name in a selection may look like; `all` and `default` select groups.
@@ -215,8 +218,10 @@ class Suite:
     batch_size, learning_rate, eval_every, samples, eval_samples, epochs);
     an option given on the command line overrides the suite's value.
     `model_settings` maps a model family's name to training options for
-    that family alone (the NPU's published learning rate beside the others'),
-    which win over `settings` and lose to the command line.
+    that family alone (learning_rate, reg_strength, reg_start, reg_end,
+    optimizer, loss, clip_value, clip_norm: the NPU's published learning
+    rate beside the others', each unit's published regulariser), which win
+    over `settings` and lose to the command line.
     """
 
     targets: str
@@ -227,16 +232,29 @@ class Suite:
     name: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    #: Published results of this study, which the report sets beside the run's (`benchmark.references`).
+    reference: Reference | None = None
 
 
 def suite(name: str, *, description: str, targets: str, models: str,
-          model_settings: Mapping[str, Mapping[str, Any]] | None = None, **settings: Any) -> Entry:
+          model_settings: Mapping[str, Mapping[str, Any]] | None = None, reference: Reference | None = None,
+          **settings: Any) -> Entry:
     """Register a suite: `bench run --suite NAME` runs these targets and models with these settings.
 
+    A suite with a `reference` reproduces a publication: its settings
+    should be the published ones, since a run that changes any of them gets
+    the published numbers as context, without verdicts.
+
     >>> arithmetic = suite("arithmetic", description="...", targets="static[op=add]", models="nau,npu", steps=20_000,
-    ...                    learning_rate=1e-3, model_settings={"npu": {"learning_rate": 5e-3}})
+    ...                    learning_rate=1e-3, model_settings={"npu": {"learning_rate": 5e-3}},
+    ...                    reference=Reference.from_csv("published.csv", source="A. Author, 2020, Table 2"))
     """
-    made = Suite(targets, models, description, dict(settings), {k: dict(v) for k, v in (model_settings or {}).items()})
+    from .references import Reference
+
+    if reference is not None and not isinstance(reference, Reference):
+        raise TypeError(f"suite '{name}': reference must be a benchmark.Reference, got {type(reference).__name__}")
+    made = Suite(targets, models, description, dict(settings), {k: dict(v) for k, v in (model_settings or {}).items()},
+                 reference=reference)
     return Entry("suite", name, description, lambda: made)
 
 

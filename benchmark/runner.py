@@ -65,6 +65,7 @@ def execute(
     executor: Executor | None = None,
     on_cell: Callable[[Cell, bool], None] = lambda cell, reused: None,
     options: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Train every pending cell of `plan` into `store`; return the run's tables.
 
@@ -74,7 +75,8 @@ def execute(
     process alone by default) runs those ensembles, wherever it runs them;
     the numbers are the same. A task the executor gives up on is a problem,
     and the rest of the run completes. `options`, the command's options as a
-    config file would give them, are recorded in run.json to repeat the run.
+    config file would give them, are recorded in run.json to repeat the run,
+    and so is the `reference` of the run's suite (`benchmark.references`).
     """
     executor = executor or LocalExecutor(1)
     started = dt.datetime.now(dt.timezone.utc)
@@ -83,6 +85,8 @@ def execute(
     problems: list[str] = []
     failed_cells: list[dict[str, str]] = []
     recorded = {"options": dict(options)} if options is not None else {}
+    if reference is not None:
+        recorded["reference"] = dict(reference)
     if not (store.root / "run.json").exists():  # a run.json from before stays readable until this run's replaces it
         store.write_json("run.json", {**run_metadata(plan, config, started, None, problems), **recorded})
     results: dict[str, CellResult] = {}

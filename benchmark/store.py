@@ -318,6 +318,10 @@ RUN_JSON = {
         "machine": {"type": "object"},
         "versions": {"type": "object"},
         "failed_cells": {"type": "array", "items": {"type": "object", "required": ["target", "model", "error"]}},
+        "reference": {"type": "object", "required": ["source", "rows", "differences"],
+                      "properties": {"source": {"type": "string"},
+                                     "rows": {"type": "array", "items": {"type": "object"}},
+                                     "differences": {"type": "array", "items": {"type": "string"}}}},
     },
 }
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from benchmark import Box, Intervals, Target, suite, target_family
+from benchmark import Box, Intervals, Reference, Target, suite, target_family
 
 Op = Literal["add", "sub", "mul", "div", "square", "sqrt"]
 SYMBOLS = {"add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b", "square": "a^2", "sqrt": "sqrt(a)"}
@@ -159,11 +160,36 @@ SINGLE_LAYER_MODELS = ",".join([
 ])
 #: nalm-benchmark trains the NPUs at a learning rate of 5e-3, every other unit at 1e-3.
 SINGLE_LAYER_MODEL_SETTINGS = {"npu": {"learning_rate": 5e-3}, "realnpu": {"learning_rate": 5e-3}}
+#: The published single-layer runs' own per-unit settings, at 50,000 steps (nalm-benchmark's
+#: single_layer_benchmark.sh): the NAU's sparsity regulariser at 0.01 and the NMU's at 10, both ramped
+#: from step 20,000 to 35,000; the NPUs' L1 from beta_start, tenfold at 10,000 and again at 20,000;
+#: iNALU's regulariser from step 10,000.
+SINGLE_LAYER_PUBLISHED_SETTINGS = {
+    "nau": {"reg_strength": 0.01, "reg_start": 20_000, "reg_end": 35_000},
+    "nmu": {"reg_strength": 10.0, "reg_start": 20_000, "reg_end": 35_000},
+    "npu": {"learning_rate": 5e-3, "reg_start": 0, "reg_end": 20_000},
+    "realnpu": {"learning_rate": 5e-3, "reg_start": 0, "reg_end": 20_000},
+    "inalu": {"reg_start": 10_000, "reg_end": 10_000},
+}
+#: Madsen & Johansen 2020, appendix "Model definitions": the NAU's sparsity regulariser at 0.01,
+#: ramped from step 5,000 to 50,000; the NMU's at 10, from 1,000,000 to 2,000,000 (of 5,000,000).
+STATIC_PUBLISHED_SETTINGS = {
+    "nau": {"reg_strength": 0.01, "reg_start": 5_000, "reg_end": 50_000},
+    "nmu": {"reg_strength": 10.0, "reg_start": 1_000_000, "reg_end": 2_000_000},
+}
 
 
 # The published protocol's settings: Adam 1e-3, batch 128, fresh samples every
 # step, 10,000 validation (interpolation) and test (extrapolation) samples.
 _PROTOCOL = dict(learning_rate=1e-3, batch_size=128, eval_samples=10_000, samples=1_000)
+
+#: Madsen & Johansen's published results on the static task, per operation and model: carried by the
+#: suite that trains as they did (a suite's reference is judged against the suite's own settings).
+MADSEN_2020 = Reference.from_csv(
+    Path(__file__).parent / "data" / "madsen2020_static.csv",
+    source='Madsen & Johansen 2020, "Neural Arithmetic Units" (ICLR), Table 2 and the appendix table '
+           "(AndreasMadsen/stable-nalu, paper/results/sft-short.csv)",
+)
 
 arithmetic_static = suite(
     "arithmetic-static",
@@ -176,8 +202,8 @@ arithmetic_static_published = suite(
     "arithmetic-static-published",
     description="the static arithmetic task as published: 5,000,000 steps, 100 seeds (days on a CPU)",
     targets=_selection("subset_op", {"op": STATIC_OPS}),
-    models=STATIC_MODELS,
-    seeds=100, steps=5_000_000, eval_every=1_000, reg_start=1_000_000, reg_end=2_000_000, **_PROTOCOL,
+    models=STATIC_MODELS, model_settings=STATIC_PUBLISHED_SETTINGS, reference=MADSEN_2020,
+    seeds=100, steps=5_000_000, eval_every=1_000, **_PROTOCOL,
 )
 arithmetic_single_layer = suite(
     "arithmetic-single-layer",
@@ -190,8 +216,6 @@ arithmetic_single_layer_published = suite(
     "arithmetic-single-layer-published",
     description="the single-layer arithmetic benchmark as published: 50,000 steps, 25 seeds",
     targets=_selection("binary_op", {"op": BINARY_OPS, "range": list(RANGES)}),
-    models=SINGLE_LAYER_MODELS, model_settings=SINGLE_LAYER_MODEL_SETTINGS,
-    # Each family's regulariser schedule is its published one at this length: NAU and NMU ramp
-    # from step 20,000 to 35,000 (40% and 70%), the NPUs' L1 grows at 10,000 and 20,000, iNALU's from 10,000.
+    models=SINGLE_LAYER_MODELS, model_settings=SINGLE_LAYER_PUBLISHED_SETTINGS,
     seeds=25, steps=50_000, eval_every=1_000, **_PROTOCOL,
 )

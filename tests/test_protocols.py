@@ -1,5 +1,6 @@
 """The published arithmetic protocols through the CLI: suites, training by steps, the success statistics."""
 
+import textwrap
 from dataclasses import replace
 
 import numpy as np
@@ -140,6 +141,8 @@ def test_list_suites(bench):
 
 
 PLUGIN_SUITE = '''
+import textwrap
+
 import numpy as np
 from benchmark import Box, near_and_far, suite, target
 
@@ -168,6 +171,8 @@ def test_a_plugin_defines_a_suite(bench, tmp_path):
 
 
 RARELY_UNDEFINED = '''
+import textwrap
+
 import numpy as np
 from benchmark import Box, near_and_far, target
 
@@ -208,3 +213,117 @@ def test_a_suite_sets_the_npus_learning_rate_apart_and_a_repeat_from_run_json_ke
     # An option given on the command line wins for every family, the NPUs included.
     overridden = resolve_config(registry, "arithmetic-single-layer", {"learning_rate": 0.02})
     assert overridden.model_settings == {}
+
+
+def test_the_published_suites_train_each_unit_with_its_published_regulariser(bench):
+    registry = load_registry()
+    config = resolve_config(registry, "arithmetic-single-layer-published", {})
+    settings = {cell.model.label: cell.settings for cell in
+                build_plan(registry, replace(config, targets="binary_op[op=mul,range=1:2]")).cells}
+    # nalm-benchmark's single_layer_benchmark.sh: NAU 0.01 and NMU 10, both ramped over steps 20,000 to 35,000.
+    assert (settings["nau"].regularizer_strength, settings["nau"].reg_start, settings["nau"].reg_end) == (0.01, 20_000, 35_000)
+    assert (settings["nmu"].regularizer_strength, settings["nmu"].reg_start, settings["nmu"].reg_end) == (10.0, 20_000, 35_000)
+    assert (settings["npu[beta=div]"].learning_rate, settings["npu[beta=div]"].reg_end) == (5e-3, 20_000)
+    static = resolve_config(registry, "arithmetic-static-published", {})
+    static_settings = {cell.model.label: cell.settings for cell in
+                       build_plan(registry, replace(static, targets="subset_op[op=mul]")).cells}
+    # Madsen & Johansen 2020: NAU 0.01 from 5,000 to 50,000 steps, NMU 10 from 1,000,000 to 2,000,000.
+    nau, nmu = static_settings["nau[hidden=2]"], static_settings["nmu[hidden=2]"]
+    assert (nau.regularizer_strength, nau.reg_start, nau.reg_end) == (0.01, 5_000, 50_000)
+    assert (nmu.regularizer_strength, nmu.reg_start, nmu.reg_end) == (10.0, 1_000_000, 2_000_000)
+    # The ramp is one setting: --reg-start alone replaces every family's, which then ends at its own schedule.
+    moved = resolve_config(registry, "arithmetic-static-published", {"reg_start": 100, "steps": 1_000})
+    moved_settings = {cell.model.label: cell.settings for cell in
+                      build_plan(registry, replace(moved, targets="subset_op[op=mul]")).cells}
+    assert moved_settings["nau[hidden=2]"].reg_start == moved_settings["nmu[hidden=2]"].reg_start == 100
+    assert moved_settings["nau[hidden=2]"].reg_end == moved_settings["nmu[hidden=2]"].reg_end == 700  # 70% of 1,000
+    assert moved_settings["nmu[hidden=2]"].regularizer_strength == 10.0  # the strength stays the suite's
+    listed = bench("list", "suites", "arithmetic-static-published")
+    assert listed.exit_code == 0, listed.stderr
+    assert "nau[hidden=2]: learning rate 0.001, adam, mse loss, regulariser x0.01, ramped from step 5,000 to 50,000" in listed.stdout
+    assert "nmu[hidden=2]: learning rate 0.001, adam, mse loss, regulariser x10, ramped from step 1,000,000 to 2,000,000" in listed.stdout
+    assert "linear: learning rate 0.001, adam, mse loss\n" in listed.stdout  # no regulariser to speak of
+
+
+def test_a_suite_that_sets_an_unknown_setting_for_a_model_is_one_line(bench, tmp_path):
+    plugin = tmp_path / "odd_suite.py"
+    plugin.write_text(textwrap.dedent("""
+        from benchmark import suite
+        odd = suite("odd", description="a typo", targets="addition", models="nau", model_settings={"nau": {"reg_begin": 5}})
+    """))
+    result = bench("run", "--plugin", str(plugin), "--suite", "odd")
+    assert_one_line_error(result, "suite 'odd' sets reg_begin for model 'nau'; a suite may set only")
+    assert "reg_start, reg_end per model" in result.stderr
+
+
+PLUGIN_REPRODUCTION = PLUGIN_SUITE + '''
+from benchmark import Reference
+
+# The numbers are known: the linear unit learns 3x exactly and cannot multiply.
+repro = suite("repro", description="a study with published numbers", targets="triple,binary_op[op=mul,range=1:2]",
+              models="linear", seeds=2, epochs=150, reference=Reference.from_rows([
+                  dict(target="triple", model="linear", seeds=50, success_rate=1.0, success_low=0.93,
+                       success_high=1.0, solved_at_median=None, sparsity_error_mean=0.0),
+                  dict(target="binary_op[op=mul,range=1:2]", model="linear", seeds=100, success_rate=1.0,
+                       success_low=0.96, success_high=1.0, solved_at_median=None, sparsity_error_mean=None),
+                  dict(target="triple", model="nau", seeds=10, success_rate=0.5, success_low=0.24,
+                       success_high=0.76, solved_at_median=None, sparsity_error_mean=None),
+              ], source="A. Author 2020, Table 1"))
+'''
+
+
+def test_a_suite_run_as_published_gets_a_verdict_per_row_and_one_run_otherwise_gets_context(bench, tmp_path):
+    plugin = tmp_path / "repro.py"
+    plugin.write_text(PLUGIN_REPRODUCTION)
+    as_published = bench("run", "--plugin", str(plugin), "--suite", "repro")
+    assert as_published.exit_code == 0, as_published.stderr
+    assert as_published.meta()["reference"]["differences"] == []
+    table = pd.read_csv(as_published.run_dir / "csv" / "published.csv").set_index(["target", "model"])
+    # 2 of 2 against 50 of 50: no evidence of a different rate. 0 of 2 against 100 of 100: Fisher's p is
+    # 1 / C(102, 2), far below 0.05. The NAU did not run: its published row is not shown.
+    assert table["verdict"].to_dict() == {("triple", "linear"): "consistent", ("binary_op[op=mul]", "linear"): "differs"}
+    assert table.loc[("triple", "linear"), "published success [95% CI]"] == "1.00 [0.93 – 1.00] of 50"
+    assert table.loc[("triple", "linear"), "this run [95% CI]"].endswith(" of 2")
+    index = (as_published.run_dir / "index.html").read_text()
+    assert "Published: A. Author 2020, Table 1." in index and "This run trains as published." in index
+    assert index.index("Published results beside this run") < index.index("<h2>Verdict")
+
+    shortened = bench("run", "--plugin", str(plugin), "--suite", "repro", "--seeds", "3", "--epochs", "40",
+                      "--out", str(tmp_path / "short"))
+    assert shortened.exit_code == 0, shortened.stderr
+    assert shortened.meta()["reference"]["differences"] == ["seeds: 3 here, 2 published", "epochs: 40 here, 150 published"]
+    context = pd.read_csv(shortened.run_dir / "csv" / "published.csv")
+    assert set(context["verdict"]) == {"–"} and len(context) == 2
+    index = (shortened.run_dir / "index.html").read_text()
+    assert "This run does not train as published" in index and "seeds: 3 here, 2 published" in index
+
+
+def test_the_static_task_as_published_carries_madsen_and_johansens_numbers(bench, tmp_path):
+    result = bench("run", "--suite", "arithmetic-static-published", "--targets", "subset_op[op=mul]",
+                   "--models", "nmu[hidden=2],linear", "--steps", "40", "--eval-every", "10", "--seeds", "2",
+                   "--eval-samples", "200")
+    assert result.exit_code == 0, result.stderr
+    reference = result.meta()["reference"]
+    assert reference["differences"] == ["seeds: 2 here, 100 published", "steps: 40 here, 5,000,000 published",
+                                        "eval-every: 10 here, 1,000 published",
+                                        "eval-samples: 200 here, 10,000 published"]
+    assert "Madsen & Johansen 2020" in reference["source"]
+    table = pd.read_csv(result.run_dir / "csv" / "published.csv").set_index("model")
+    assert table.loc["nmu[hidden=2]", "published success [95% CI]"] == "0.98 [0.93 – 0.99] of 100"  # Table 2
+    assert table.loc["nmu[hidden=2]", "published solved at (median)"] == "1,434,500"
+    assert table.loc["linear", "published success [95% CI]"] == "0.00 [0.00 – 0.04] of 100"
+    assert "Python warning" not in result.stderr and "Warning" not in result.stderr
+
+
+def test_a_reference_with_a_row_twice_or_a_rate_above_one_is_refused():
+    from benchmark import Reference
+    from benchmark.errors import FuncbenchError
+
+    row = dict(target="addition", model="linear", seeds=10, success_rate=1.0, success_low=0.7, success_high=1.0,
+               solved_at_median=None, sparsity_error_mean=None)
+    with pytest.raises(FuncbenchError, match=r"\(addition, linear\) more than once"):
+        Reference.from_rows([row, row], source="x")
+    with pytest.raises(FuncbenchError, match=r"success rates outside \[0, 1\]"):
+        Reference.from_rows([{**row, "success_rate": 98.0}], source="x")
+    with pytest.raises(FuncbenchError, match="lacks column"):
+        Reference.from_rows([{"target": "addition", "model": "linear"}], source="x")

@@ -39,6 +39,7 @@ from markupsafe import Markup
 from ..errors import one_line_write_failures
 from ..evaluate import OK
 from ..executors import die_with, stop_pool
+from ..references import ALPHA, beside
 from ..statistics import protocol_summary, with_nalu_score
 from ..store import TABLES, atomic_write
 from .tables import (
@@ -125,6 +126,7 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
             for split in SPLIT_ERRORS
         }
         success = protocol_summary(tables["results"], tables["evaluations"], tables["params"])
+        published = beside(meta["reference"], success) if meta.get("reference") else None
         success_figures = {}
         if len(success):
             success_figures["rates"] = Markup(save(success_figure(success, labels, models, colours), folder / "figures", "success", pdf))
@@ -132,7 +134,8 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
             if grid is not None:
                 success_figures["grid"] = Markup(save(grid, folder / "figures", "success-grid", pdf))
         (folder / "csv").mkdir(exist_ok=True)
-        for name, table in {**{name: tables[name] for name in TABLES}, "success": success}.items():
+        extra = {"success": success, **({"published": published} if published is not None else {})}
+        for name, table in {**{name: tables[name] for name in TABLES}, **extra}.items():
             atomic_write(folder / "csv" / f"{name}.csv", lambda path, t=table: write_csv(t, path))
         for page in pending:
             page.result()  # re-raises a worker's exception here
@@ -145,6 +148,9 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
         heatmaps=heatmaps,
         leaderboard=Markup(styled_leaderboard(leaderboard(cells, pages))),
         success=success_table(success),
+        reference=meta.get("reference"),
+        alpha=ALPHA,
+        published=published,
         success_figures=success_figures,
         formulas=formula_summary(tables["formulas"]),
         targets=target_table(meta),
