@@ -174,7 +174,7 @@ def run(out: Path, run_id: str | None, force: bool, replace: bool, cell_batching
 def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell_batching: bool, jobs: int,
          executor: str | None, scheduler: str | None, pdf: bool, plugins: tuple[str, ...], suite: str | None,
          options: dict) -> None:
-    from .plan import build_plan, resolve_config, setting_warnings
+    from .plan import build_plan, resolve_config, run_headline, setting_warnings
     from .plugins import canonical_plugin, load_registry
     from .references import suite_reference
     from .store import RunStore
@@ -200,15 +200,17 @@ def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell
     with store.locked():
         store.claim(asdict(config), replace)
         _run_locked(stdout, plan, config, store, force=force, cell_batching=cell_batching, jobs=jobs, executor=executor,
-                    scheduler=scheduler, pdf=pdf, reference=suite_reference(registry, config), recorded=recorded_options(
+                    scheduler=scheduler, pdf=pdf, reference=suite_reference(registry, config),
+                    headline=run_headline(registry, config), recorded=recorded_options(
                         {**asdict(config), "out": out, "run_id": run_id, "cell_batching": cell_batching,
                          "jobs": jobs, "executor": executor, "scheduler": scheduler, "pdf": pdf}))
 
 
 def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_batching: bool, jobs: int, executor: str | None,
-                scheduler: str | None, pdf: bool, reference: dict | None, recorded: dict) -> None:
+                scheduler: str | None, pdf: bool, reference: dict | None, headline: dict, recorded: dict) -> None:
     """`bench run` once its folder is held: train, report, summarise; `recorded` are the options for run.json,
-    `reference` the suite's published results (`benchmark.references.suite_reference`)."""
+    `reference` the suite's published results (`benchmark.references.suite_reference`) and `headline` what the
+    report and the summary lead with (`plan.run_headline`)."""
     from tqdm import tqdm
 
     from .executors import DaskExecutor, LocalExecutor
@@ -236,14 +238,14 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
     try:
         with _terminate_as_interrupt(), workers:
             outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, executor=workers,
-                              on_cell=advance, options=recorded, reference=reference)
+                              on_cell=advance, options=recorded, reference=reference, headline=headline)
     except KeyboardInterrupt as stop:
         bar.close()
         _interrupted(stop, f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume")
     bar.close()
 
     _warn(outcome.problems)
-    from .report import target_summary, write_report
+    from .report import run_summary, write_report
 
     meta, tables = read_run(store.root)
     report_start = time.perf_counter()
@@ -255,7 +257,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
                            f"{store.root}; run `bench report {store.root}` to draw it")
     report_seconds = time.perf_counter() - report_start
     if not quiet:
-        click.echo(_text_table(target_summary(tables["results"])), file=stdout)
+        click.echo(_text_table(run_summary(meta, tables)), file=stdout)
         click.echo(
             f"\n{len(plan.cells)} cells x {config.seeds} seeds in {outcome.seconds:.1f} s "
             f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s", file=stdout

@@ -39,6 +39,12 @@ from .fingerprint import stable_hash
 
 #: What `bench run` trains when no --models is given.
 DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
+#: The family whose verdict a run leads with unless its suite names another (or none): the
+#: article's single linear unit, which every other family is read against.
+REFERENCE_MODEL = "linear"
+#: What a report opens with: the reference family's verdict per target, the published success
+#: statistics, or the extrapolation linearity of the ReLU study.
+HEADLINES = ("verdict", "success", "linearity")
 #: The optimisers and losses a run may name (`benchmark.train.optimizers`, `benchmark.train.loop`).
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
 LOSS_NAMES = ("mse", "mae")

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import __version__
 from .checks import check_target
-from .config import DEFAULT_MODELS, RunConfig
+from .config import DEFAULT_MODELS, REFERENCE_MODEL, RunConfig
 from .errors import FuncbenchError, describe_exception
 from .fingerprint import (
     code_fingerprint,
@@ -81,6 +81,14 @@ def run_suite(registry: Registry, suite: str) -> Suite:
     if len(selectors) != 1:
         raise FuncbenchError(f"--suite takes one suite, got {len(selectors)}; run suites one at a time")
     return registry.entry("suite", selectors[0].name).create(**dict(selectors[0].params))
+
+
+def run_headline(registry: Registry, config: RunConfig) -> dict[str, str | None]:
+    """What the run's report leads with, as run.json records it: its suite's headline and reference family."""
+    if config.suite is None:
+        return {"section": "verdict", "reference_model": REFERENCE_MODEL}
+    chosen = run_suite(registry, config.suite)
+    return {"section": chosen.headline, "reference_model": chosen.reference_model}
 
 
 def resolve_config(registry: Registry, suite: str | None, options: dict[str, Any]) -> RunConfig:

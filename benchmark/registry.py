@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .config import HEADLINES, REFERENCE_MODEL
 from .domains import Domain, Region, diagonal_line
 from .errors import FuncbenchError, unknown_name
 from .fingerprint import code_fingerprint, origin_fingerprint, stable_hash
@@ -234,16 +235,23 @@ class Suite:
     label: str = ""
     #: Published results of this study, which the report sets beside the run's (`benchmark.references`).
     reference: Reference | None = None
+    #: What its report and summary lead with: "verdict", "success" or "linearity" (`config.HEADLINES`).
+    headline: str = "verdict"
+    #: The family whose verdict per target the report shows (the linear unit by default); None: none.
+    reference_model: str | None = REFERENCE_MODEL
 
 
 def suite(name: str, *, description: str, targets: str, models: str,
           model_settings: Mapping[str, Mapping[str, Any]] | None = None, reference: Reference | None = None,
-          **settings: Any) -> Entry:
+          headline: str = "verdict", reference_model: str | None = REFERENCE_MODEL, **settings: Any) -> Entry:
     """Register a suite: `bench run --suite NAME` runs these targets and models with these settings.
 
     A suite with a `reference` reproduces a publication: its settings
     should be the published ones, since a run that changes any of them gets
-    the published numbers as context, without verdicts.
+    the published numbers as context, without verdicts. `headline` is what
+    its report and summary lead with (one of `config.HEADLINES`), and
+    `reference_model` the family whose verdict per target they show (None
+    for none).
 
     >>> arithmetic = suite("arithmetic", description="...", targets="static[op=add]", models="nau,npu", steps=20_000,
     ...                    learning_rate=1e-3, model_settings={"npu": {"learning_rate": 5e-3}},
@@ -253,8 +261,10 @@ def suite(name: str, *, description: str, targets: str, models: str,
 
     if reference is not None and not isinstance(reference, Reference):
         raise TypeError(f"suite '{name}': reference must be a benchmark.Reference, got {type(reference).__name__}")
+    if headline not in HEADLINES:
+        raise TypeError(f"suite '{name}': headline must be one of {', '.join(HEADLINES)}, got {headline!r}")
     made = Suite(targets, models, description, dict(settings), {k: dict(v) for k, v in (model_settings or {}).items()},
-                 reference=reference)
+                 reference=reference, headline=headline, reference_model=reference_model)
     return Entry("suite", name, description, lambda: made)
 
 

@@ -66,6 +66,7 @@ def execute(
     on_cell: Callable[[Cell, bool], None] = lambda cell, reused: None,
     options: Mapping[str, Any] | None = None,
     reference: Mapping[str, Any] | None = None,
+    headline: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Train every pending cell of `plan` into `store`; return the run's tables.
 
@@ -76,7 +77,8 @@ def execute(
     the numbers are the same. A task the executor gives up on is a problem,
     and the rest of the run completes. `options`, the command's options as a
     config file would give them, are recorded in run.json to repeat the run,
-    and so is the `reference` of the run's suite (`benchmark.references`).
+    and so are the `reference` of the run's suite (`benchmark.references`) and
+    the `headline` its report leads with (`plan.run_headline`).
     """
     executor = executor or LocalExecutor(1)
     started = dt.datetime.now(dt.timezone.utc)
@@ -87,6 +89,8 @@ def execute(
     recorded = {"options": dict(options)} if options is not None else {}
     if reference is not None:
         recorded["reference"] = dict(reference)
+    if headline is not None:
+        recorded["headline"] = dict(headline)
     if not (store.root / "run.json").exists():  # a run.json from before stays readable until this run's replaces it
         store.write_json("run.json", {**run_metadata(plan, config, started, None, problems), **recorded})
     results: dict[str, CellResult] = {}

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import HEADLINES
 from .errors import FuncbenchError, one_line_write_failures
 from .evaluate import DIVERGED, CellResult
 
@@ -318,6 +319,9 @@ RUN_JSON = {
         "machine": {"type": "object"},
         "versions": {"type": "object"},
         "failed_cells": {"type": "array", "items": {"type": "object", "required": ["target", "model", "error"]}},
+        "headline": {"type": "object", "required": ["section", "reference_model"],
+                     "properties": {"section": {"enum": list(HEADLINES)},
+                                    "reference_model": {"type": ["string", "null"]}}},
         "reference": {"type": "object", "required": ["source", "rows", "differences"],
                       "properties": {"source": {"type": "string"},
                                      "rows": {"type": "array", "items": {"type": "object"}},

@@ -83,5 +83,7 @@ relu_extrapolation = suite(
     description="Xu et al.: a ReLU MLP (two weight layers, 128 hidden units) on five functions, on cubes and balls",
     targets=",".join(STUDY_TARGETS),
     models="mlp[width=128,depth=1]",
+    # The study measures how straight the network runs outside its data; it has no linear unit to read against.
+    headline="linearity", reference_model=None,
     seeds=5, epochs=100, samples=5000, batch_size=64, learning_rate=1e-4, eval_samples=2000,
 )

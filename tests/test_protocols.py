@@ -1,5 +1,6 @@
 """The published arithmetic protocols through the CLI: suites, training by steps, the success statistics."""
 
+import re
 import textwrap
 from dataclasses import replace
 
@@ -141,6 +142,7 @@ def test_list_suites(bench):
 
 
 PLUGIN_SUITE = '''
+import re
 import textwrap
 
 import numpy as np
@@ -171,6 +173,7 @@ def test_a_plugin_defines_a_suite(bench, tmp_path):
 
 
 RARELY_UNDEFINED = '''
+import re
 import textwrap
 
 import numpy as np
@@ -327,3 +330,51 @@ def test_a_reference_with_a_row_twice_or_a_rate_above_one_is_refused():
         Reference.from_rows([{**row, "success_rate": 98.0}], source="x")
     with pytest.raises(FuncbenchError, match="lacks column"):
         Reference.from_rows([{"target": "addition", "model": "linear"}], source="x")
+
+
+def test_an_arithmetic_suites_report_and_summary_lead_with_its_success_rates(bench):
+    result = bench("run", "--suite", "arithmetic-single-layer", "--models", "nau,nmu",
+                   "--targets", "binary_op[op=add,range=1:2],binary_op[op=mul,range=1:2]",
+                   "--steps", "60", "--eval-every", "20", "--seeds", "2", "--eval-samples", "100")
+    assert result.exit_code == 0, result.stderr
+    assert result.meta()["headline"] == {"section": "success", "reference_model": "linear"}
+    sections = re.findall(r"<h2>(.*?)</h2>", (result.run_dir / "index.html").read_text())
+    assert sections[0] == "Success on the published criterion"
+    # The linear unit did not run: no section speaks of it, and the best model per target stands in.
+    assert not any("linear" in section for section in sections) and "The best model per target" in sections
+    header = next(line for line in result.stdout.splitlines() if line.startswith("model"))
+    assert header.split()[:4] == ["model", "targets", "successes", "success"]
+    rates = success(result)
+    pooled = {m: sum(rates[(t, m)] for t in ("binary_op", "binary_op[op=mul]")) * 2 for m in ("nau", "nmu")}
+    for line in result.stdout.splitlines():
+        if line.split()[:1] in (["nau"], ["nmu"]):
+            model, targets, k, _, n = line.split()[:5]
+            assert (int(targets), int(k), int(n)) == (2, round(pooled[model]), 4)
+
+
+def test_the_default_run_leads_with_the_linear_units_verdict_and_a_plugin_suite_can_lead_with_linearity(bench, tmp_path):
+    default = bench("run", "--targets", "addition,product", "--models", "linear,mlp", "--seeds", "2", "--epochs", "5")
+    assert default.exit_code == 0, default.stderr
+    sections = re.findall(r"<h2>(.*?)</h2>", (default.run_dir / "index.html").read_text())
+    assert sections[0] == "Verdict: where linear succeeds and where it fails"
+    assert default.stdout.splitlines()[0].split()[:3] == ["target", "linear", "interpolation"]
+    plugin = tmp_path / "straight.py"
+    plugin.write_text(textwrap.dedent("""
+        from benchmark import suite
+        straight = suite("straight", description="how straight an MLP runs", targets="addition,sine",
+                         models="mlp", headline="linearity", reference_model=None, seeds=2, epochs=5)
+    """))
+    study = bench("run", "--plugin", str(plugin), "--suite", "straight", "--out", str(tmp_path / "runs"))
+    assert study.exit_code == 0, study.stderr
+    sections = re.findall(r"<h2>(.*?)</h2>", (study.run_dir / "index.html").read_text())
+    assert sections[0] == "Leaderboard" and "The best model per target" in sections
+    assert "extrapolation linearity R²" in study.stdout.splitlines()[0]
+
+
+def test_models_that_are_all_exact_tie_for_best():
+    from benchmark.report.tables import best_models
+
+    cells = pd.DataFrame({"target": ["t", "t", "t", "u", "u"], "model": ["a", "b", "c", "a", "b"],
+                          "extrapolation": [3e-13, 1e-14, 0.5, 1e-14, 0.2], "verdict": ["exact everywhere"] * 5})
+    best = best_models(cells)
+    assert best["t"] == "tie, all exact: b, a" and best["u"] == "a"  # one exact model is simply the best

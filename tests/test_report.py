@@ -184,5 +184,5 @@ def test_aggregation_takes_the_worst_region_and_skips_diverged_seeds():
     assert cells.loc[0, "diverged"] == 1 and cells.loc[0, "seeds"] == 3
     # NALU score: 100 x mse / the untrained error (0.5), same worst-region and median rules.
     assert cells.loc[0, "nalu extrapolation"] == pytest.approx(50.0)
-    summary = target_summary(pd.DataFrame(rows))
+    summary = target_summary(pd.DataFrame(rows), "linear")
     assert summary.loc[0, "best model"] == "linear"

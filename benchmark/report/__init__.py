@@ -36,6 +36,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from ..config import REFERENCE_MODEL
 from ..errors import one_line_write_failures
 from ..evaluate import OK
 from ..executors import die_with, stop_pool
@@ -50,17 +51,45 @@ from .tables import (
     cell_summary,
     formula_summary,
     leaderboard,
+    linearity_summary,
     median_probes,
     missing_cells,
+    success_summary,
     success_table,
     target_summary,
     target_table,
     verdict_table,
 )
 
-__all__ = ["write_report", "write_comparison", "target_summary"]
+__all__ = ["write_report", "write_comparison", "run_summary"]
 
 SPLIT_ERRORS = ("interpolation", "extrapolation")
+
+#: The index's sections in order, by what the run leads with (`plan.run_headline`); the published results,
+#: where the run's suite carries them, always come first.
+SECTION_ORDER = {
+    "verdict": ("published", "verdict", "heatmaps", "leaderboard", "success"),
+    "success": ("published", "success", "verdict", "heatmaps", "leaderboard"),
+    "linearity": ("published", "leaderboard", "verdict", "heatmaps", "success"),
+}
+
+
+def headline(meta: dict) -> dict:
+    """What the run leads with; a run.json from before runs recorded it leads with the default's."""
+    return meta.get("headline") or {"section": "verdict", "reference_model": REFERENCE_MODEL}
+
+
+def run_summary(meta: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The terminal's summary of a run, led as its report is: success rates per model, the linearity per
+    cell, or per target the reference family's errors and the best family."""
+    lead = headline(meta)
+    if lead["section"] == "success":
+        success = protocol_summary(tables["results"], tables["evaluations"], tables["params"])
+        if len(success):
+            return success_summary(success)
+    if lead["section"] == "linearity":
+        return linearity_summary(cell_summary(tables["results"], tables["linearity"]))
+    return target_summary(tables["results"], lead["reference_model"])
 
 
 #: What a report consists of, beside the run's tables; index.html last, so that it never links to pages not yet there.
@@ -104,6 +133,8 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
 
     labels = [t["label"] for t in meta["targets"]]
     models = model_labels(meta, tables["results"])
+    lead = headline(meta)
+    reference_model = lead["reference_model"]
     pages = page_names(labels)
     colours = palette(models)
     cells = cell_summary(tables["results"], tables["linearity"])
@@ -142,7 +173,10 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
 
     html = _environment().get_template("index.html.j2").render(
         meta=meta,
-        verdicts=verdict_table(meta, tables, cells),
+        verdicts=verdict_table(meta, tables, cells, reference_model) if reference_model in models else None,
+        best=target_summary(tables["results"], None),
+        reference_model=reference_model,
+        order=SECTION_ORDER[lead["section"]],
         pages=pages,
         verdict_styles=VERDICT_STYLES,
         heatmaps=heatmaps,

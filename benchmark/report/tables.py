@@ -14,9 +14,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from ..evaluate import DIVERGED, OK
-from ..statistics import nalu_scores
-
-LINEAR = "linear"
+from ..statistics import nalu_scores, wilson_interval
 
 #: nmse at or below which a fit counts as exact (float32 arithmetic reaches ~1e-13).
 EXACT = 1e-6
@@ -98,9 +96,17 @@ def verdict(interpolation: float, extrapolation: float) -> str:
 
 
 def best_models(cells: pd.DataFrame) -> pd.Series:
-    """Per target, the model with the lowest median extrapolation nmse; where none has one, why not."""
+    """Per target, the model with the lowest median extrapolation nmse; where none has one, why not.
+
+    Where several are exact (at most EXACT), which of them is lowest is
+    rounding: they tie, and the entry names them all.
+    """
     ranked = cells.dropna(subset=["extrapolation"]).sort_values("extrapolation", kind="stable")
     best = ranked.groupby("target", sort=False)["model"].first()
+    exact = ranked[ranked["extrapolation"] <= EXACT].groupby("target", sort=False)["model"].agg(list)
+    for target, models in exact.items():
+        if len(models) > 1:
+            best[target] = f"tie, all exact: {', '.join(models)}"
     verdicts = cells.groupby("target", sort=False)["verdict"].agg(set)
     reasons = verdicts.map(lambda seen: "(all diverged)" if seen == {VERDICTS["diverged"]}
                            else "(none: nmse undefined, the target is constant)" if VERDICTS["undefined"] in seen
@@ -129,38 +135,61 @@ def missing_cells(states: pd.DataFrame) -> list[str]:
             if state in ("failed", "not run")]
 
 
-def target_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Per target: the linear unit's errors and the family that extrapolates best (the CLI's summary)."""
+def target_summary(results: pd.DataFrame, reference_model: str | None) -> pd.DataFrame:
+    """Per target: the reference family's errors (where it ran) and the family that extrapolates best."""
     cells = cell_summary(results)
     best = best_models(cells)
     summary = pd.DataFrame({"target": best.index})
-    linear = cells[cells["model"] == LINEAR].set_index("target")
-    if len(linear):
-        summary["linear interpolation nmse"] = summary["target"].map(linear["interpolation"])
-        summary["linear extrapolation nmse"] = summary["target"].map(linear["extrapolation"])
+    ours = cells[cells["model"] == reference_model].set_index("target")
+    if len(ours):
+        summary[f"{reference_model} interpolation nmse"] = summary["target"].map(ours["interpolation"])
+        summary[f"{reference_model} extrapolation nmse"] = summary["target"].map(ours["extrapolation"])
     summary["best model"] = best.to_numpy()
     by_cell = cells.set_index(["target", "model"])["extrapolation"]
     summary["best extrapolation nmse"] = [by_cell.get((t, m), np.nan) for t, m in zip(summary["target"], best)]
+    if best.str.startswith("tie").any():  # every tied model is exact: the lowest of them is rounding
+        summary.loc[best.str.startswith("tie").to_numpy(), "best extrapolation nmse"] = np.nan
     return summary
 
 
-def verdict_table(meta: dict, tables: dict[str, pd.DataFrame], cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per target: the linear unit's errors, verdict, weights, probe answers, best family (`cells`: `cell_summary`)."""
+def success_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model, over every target of a `statistics.protocol_summary`: successes, seeds and the pooled rate
+    with its Wilson interval (the terminal's summary of a study that counts successes)."""
+    rows = []
+    for model, group in summary.groupby("model", sort=False):
+        k, n = int(group["successes"].sum()), int(group["seeds"].sum())
+        low, high = wilson_interval(k, n)
+        rows.append({"model": model, "targets": len(group), "successes": f"{k} / {n}",
+                     "success rate [95% CI]": f"{k / n:.2f} [{low:.2f} – {high:.2f}]",
+                     "targets solved by every seed": int((group["successes"] == group["seeds"]).sum())})
+    return pd.DataFrame(rows)
+
+
+def linearity_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per (target, model): the extrapolation linearity, its reading and the errors (`cells`: `cell_summary`)."""
+    return cells[["target", "model", "linearity", "outside", "extrapolation"]].rename(
+        columns={"linearity": "extrapolation linearity R²", "outside": "outside the data",
+                 "extrapolation": "extrapolation nmse"})
+
+
+def verdict_table(meta: dict, tables: dict[str, pd.DataFrame], cells: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One row per target: `model`'s errors, verdict, weights and probe answers, and the best family
+    (`cells`: `cell_summary`)."""
     best = best_models(cells)
-    linear = cells[cells["model"] == LINEAR].set_index("target")
-    weights = median_parameters(tables["params"])
+    ours = cells[cells["model"] == model].set_index("target")
+    weights = median_parameters(tables["params"], model)
     probes = median_probes(tables["probes"])
     rows = []
     for t in meta["targets"]:
         label = t["label"]
         row = {"target": label}
-        if label in linear.index:
-            row["linear interpolation nmse"] = linear.at[label, "interpolation"]
-            row["linear extrapolation nmse"] = linear.at[label, "extrapolation"]
-            row["verdict"] = linear.at[label, "verdict"]
-            row["learned by the linear unit"] = weights.get(label, "")
+        if label in ours.index:
+            row[f"{model} interpolation nmse"] = ours.at[label, "interpolation"]
+            row[f"{model} extrapolation nmse"] = ours.at[label, "extrapolation"]
+            row["verdict"] = ours.at[label, "verdict"]
+            row[f"learned by {model}"] = weights.get(label, "")
             row["exact linear solution"] = format_solution(t["linear_solution"])
-            answers = probes[(probes["target"] == label) & (probes["model"] == LINEAR)]
+            answers = probes[(probes["target"] == label) & (probes["model"] == model)]
             row["probe answers (true)"] = "; ".join(
                 f"f{format_point(x)} = {y_pred:.4g} ({y_true:.4g})" for x, y_true, y_pred in
                 zip(answers["x"], answers["y_true"], answers["y_pred"])
@@ -170,14 +199,15 @@ def verdict_table(meta: dict, tables: dict[str, pd.DataFrame], cells: pd.DataFra
     return pd.DataFrame(rows)
 
 
-def median_parameters(params: pd.DataFrame) -> dict[str, str]:
-    """Per target, the linear unit's median learned weights and bias, as text."""
-    linear = params[params["model"] == LINEAR]
+def median_parameters(params: pd.DataFrame, model: str) -> dict[str, str]:
+    """Per target, `model`'s median learned weights and bias, as text (where it has them)."""
+    ours = params[params["model"] == model]
     text = {}
-    for target, group in linear.groupby("target", sort=False):
+    for target, group in ours.groupby("target", sort=False):
         medians = group.groupby("parameter", sort=False)["value"].median()
         weights = [v for name, v in medians.items() if name.startswith("weight[")]
-        text[target] = f"w = ({', '.join(f'{w:.4f}' for w in weights)}), b = {medians.get('bias', np.nan):.4f}"
+        if weights:
+            text[target] = f"w = ({', '.join(f'{w:.4f}' for w in weights)}), b = {medians.get('bias', np.nan):.4f}"
     return text
 
 
