@@ -60,3 +60,51 @@ def test_report_pages_open_cleanly_in_chromium(bench):
     # The pages and nothing else: no CDN, no font, no image fetched from anywhere.
     assert all(url.startswith("file://") for url in requests), requests
     assert (ARTIFACTS / "report-index.png").stat().st_size > 10_000
+
+
+#: Every text of every inline figure, as the browser lays it out, against the figure's own box.
+CUT_TEXT = """() => {
+  const cut = [];
+  for (const [index, svg] of [...document.querySelectorAll('svg')].entries()) {
+    const box = svg.getBoundingClientRect();
+    for (const text of svg.querySelectorAll('text')) {
+      const r = text.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+        cut.push(`figure ${index}: '${text.textContent}'`);
+    }
+  }
+  return cut;
+}"""
+
+
+def test_a_full_single_layer_grid_reads_whole_in_chromium(bench):
+    """The 216 cells of the single-layer benchmark's first six units: no label cut, nothing wider than the page."""
+    executable = chromium()
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    result = bench("run", "--suite", "arithmetic-single-layer", "--models", "linear,nac,nac_mul,nalu,nau,nmu",
+                   "--steps", "20", "--eval-every", "5", "--seeds", "2", "--eval-samples", "64")
+    assert result.exit_code == 0, result.stderr
+    assert "Warning" not in result.stderr  # no matplotlib or pandas warning reaches the terminal
+    assert result.meta()["counts"]["cells"] == 216
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto((result.run_dir / "index.html").as_uri())
+        page.screenshot(path=str(ARTIFACTS / "report-single-layer-top.png"))
+        assert page.locator("h2").first.inner_text() == "Success on the published criterion"
+        assert page.evaluate(CUT_TEXT) == []
+        # Wide figures and tables scroll in their own boxes; the page itself never scrolls sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        assert page.locator("details summary").first.inner_text() == "36 targets (show the selection)"
+        page.locator("h2", has_text="Error of every model").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "report-single-layer-heatmap.png"))
+        # Every target page is one click from the index's list by family.
+        links = page.locator("ul.families a")
+        assert links.count() == 36
+        links.nth(7).click()
+        page.wait_for_load_state("load")
+        assert page.evaluate(CUT_TEXT) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        browser.close()

@@ -65,6 +65,10 @@ __all__ = ["write_report", "write_comparison", "run_summary"]
 
 SPLIT_ERRORS = ("interpolation", "extrapolation")
 
+#: Rows past which a table scrolls inside its own box, and characters past which a listing folds.
+LONG_TABLE = 40
+LONG_LISTING = 160
+
 #: The index's sections in order, by what the run leads with (`plan.run_headline`); the published results,
 #: where the run's suite carries them, always come first.
 SECTION_ORDER = {
@@ -184,6 +188,7 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
         success=success_table(success),
         reference=meta.get("reference"),
         alpha=ALPHA,
+        families=target_families(meta, pages),
         published=published,
         success_figures=success_figures,
         formulas=formula_summary(tables["formulas"]),
@@ -196,6 +201,14 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
         pdf=pdf,
     )
     _write_text(folder / "index.html", html)
+
+
+def target_families(meta: dict, pages: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The target pages by family, in the run's order: (family, [(label, page), ...])."""
+    families: dict[str, list[tuple[str, str]]] = {}
+    for t in meta["targets"]:
+        families.setdefault(t["name"], []).append((t["label"], pages[t["label"]]))
+    return list(families.items())
 
 
 def model_labels(meta: dict, results: pd.DataFrame) -> list[str]:
@@ -274,6 +287,9 @@ def write_comparison(path: Path, comparison, a: tuple[Path, dict], b: tuple[Path
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("benchmark.report"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["num"] = format_number
+    # Past these sizes a table scrolls in a box of its own and a listing folds away: a 468-cell
+    # suite's tables and selection strings would otherwise push everything else pages down.
+    env.globals.update(long_table=LONG_TABLE, long_listing=LONG_LISTING)
     return env
 
 

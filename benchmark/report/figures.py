@@ -96,6 +96,11 @@ def save(fig: Figure, folder: Path, stem: str, pdf: bool = False) -> str:
     return markup[markup.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
 
 
+def text_inches(labels: Sequence[str], points: float = 10.0) -> float:
+    """About how wide the longest of `labels` is set in DejaVu Sans at `points` (0.6 em a character, generous)."""
+    return 0.6 * points / 72 * max((len(str(label)) for label in labels), default=0)
+
+
 def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Sequence[str],
             states: pd.DataFrame) -> Figure:
     """Median nmse of every (target, model), log colour scale, numbers in the cells.
@@ -111,8 +116,12 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
     high = max(positive.max(), low * 10) if positive.size else 1.0
     labels = grid.map(lambda v: "" if np.isnan(v) else f"{v:.0e}" if v < 1e-2 or v >= 1e3 else f"{v:.2g}")
     with matplotlib.rc_context(STYLE):
-        # At least 3.2 inches tall, or the colour bar's label no longer fits.
-        fig = Figure(figsize=(2.6 + 1.15 * len(models), max(3.2, 1.2 + 0.42 * len(targets))), layout="constrained")
+        # Sized to its content, so that constrained layout never has to squeeze the cells away: the
+        # target labels beside the grid, the model labels (at 30 degrees) below it, a colour bar; and
+        # at least 3.2 inches tall, or the colour bar's label no longer fits.
+        width = 2.2 + text_inches(targets) + 1.15 * len(models)
+        height = max(3.2, 1.4 + 0.42 * len(targets) + 0.5 * text_inches(models))
+        fig = Figure(figsize=(width, height), layout="constrained")
         ax = fig.subplots()
         with warnings.catch_warnings():
             # seaborn takes nanmin of the grid, which warns where every cell diverged.
@@ -221,8 +230,11 @@ def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequen
     models = [m for m in models if m in set(summary["model"])]
     width = 0.8 / max(len(models), 1)
     with matplotlib.rc_context(STYLE):
-        # Wide enough for the bars of a few targets; capped so that dozens still fit a page.
-        fig = Figure(figsize=(min(18.0, max(6.5, 1.4 + 0.24 * len(targets) * len(models))), 4.2), layout="constrained")
+        # A tenth of an inch or more a bar, the target labels (at 30 degrees) below and the legend
+        # beside: wider than the page for a large grid, where it scrolls in its box.
+        per_bar = 0.24 if len(targets) * len(models) <= 60 else 0.12
+        width = max(6.5, 1.4 + per_bar * len(targets) * len(models) + text_inches(models, 9) + 0.8)
+        fig = Figure(figsize=(width, 3.4 + 0.5 * text_inches(targets)), layout="constrained")
         ax = fig.subplots()
         for k, model in enumerate(models):
             rows = summary[summary["model"] == model].set_index("target").reindex(targets)
