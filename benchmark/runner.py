@@ -35,6 +35,7 @@ from .errors import FuncbenchError, ModelError, describe_exception
 from .evaluate import CellResult, evaluate_cell
 from .executors import Executor, LocalExecutor, TaskFailed
 from .fingerprint import stable_hash
+from .heap import release_free_memory
 from .plan import Cell, Plan, build_plan
 from .plugins import load_registry, plugin_sources
 from .registry import Target
@@ -270,6 +271,8 @@ def train_group(task: GroupTask) -> GroupOutcome:
             drawable.append(cell)
     if drawable:
         attempt(drawable)
+    prepared.clear()
+    release_free_memory()  # a worker trains task after task: what this one freed goes back now
     return GroupOutcome(finished, failed)
 
 

@@ -186,3 +186,33 @@ def test_aggregation_takes_the_worst_region_and_skips_diverged_seeds():
     assert cells.loc[0, "nalu extrapolation"] == pytest.approx(50.0)
     summary = target_summary(pd.DataFrame(rows), "linear")
     assert summary.loc[0, "best model"] == "linear"
+
+
+@pytest.mark.parametrize("targets, models", [(1, 1), (300, 20)])
+def test_figures_fit_their_labels_at_any_size_without_a_warning(tmp_path, targets, models):
+    """Every text of the heatmap and the success figures lies inside its figure, and matplotlib says nothing."""
+    import warnings
+
+    import numpy as np
+
+    from benchmark.report.figures import heatmap, save, success_figure
+
+    rng = np.random.default_rng(0)
+    labels = [f"weighted_sum[n={i},scale={i % 7}]" for i in range(targets)]
+    names = [f"mlp[width={8 * (j + 1)},depth=2,act=tanh]" for j in range(models)]
+    cells = pd.DataFrame([(t, m, 10 ** rng.uniform(-14, 3)) for t in labels for m in names],
+                         columns=["target", "model", "extrapolation"])
+    summary = cells.assign(**{"success rate": 0.5, "success low": 0.2, "success high": 0.8})
+    shown = labels[:36]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures = [heatmap(cells, "extrapolation", labels, names, pd.DataFrame("ok", index=labels, columns=names)),
+                   success_figure(summary[summary["target"].isin(shown)], shown, names, {})]
+        for index, fig in enumerate(figures):
+            save(fig, tmp_path, f"figure-{index}")  # lays it out
+            # What the figure draws (its texts included, and only the ticks inside the axes' limits),
+            # against the figure itself. Two pixels of slack: a text's box reaches the font's full descent
+            # below the baseline, where constrained layout lets an axis label's box overhang by 1.3 pixels.
+            drawn, box = fig.get_tightbbox(fig.canvas.get_renderer()), fig.bbox
+            assert drawn.x0 >= -2 / fig.dpi and drawn.y0 >= -2 / fig.dpi, (index, drawn.bounds, box.bounds)
+            assert drawn.x1 <= box.width / fig.dpi + 2 / fig.dpi and drawn.y1 <= box.height / fig.dpi + 2 / fig.dpi, (index, drawn)

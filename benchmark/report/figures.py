@@ -20,6 +20,7 @@ matplotlib.use("Agg")  # never open a window, whatever the environment says
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
@@ -78,6 +79,21 @@ def palette(models: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     return dict(zip(models, colours))
 
 
+def new_figure(**options) -> Figure:
+    """A `Figure` on an Agg canvas of its own, which keeps one renderer for every text it measures.
+
+    A bare `Figure` builds a new renderer, a full-size pixel buffer, for
+    every text extent asked of it, and seaborn's heatmap asks once per tick
+    label: a heatmap of 100 targets took 3 GB and several seconds that way,
+    0.2 GB and a quarter of a second on its own canvas. The drawings are the
+    same, but for constrained layout placing a heatmap's axes a fraction of a
+    point apart.
+    """
+    fig = Figure(**options)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def save(fig: Figure, folder: Path, stem: str, pdf: bool = False) -> str:
     """Write fig as STEM.svg, and STEM.pdf with `pdf`; return the SVG markup to embed."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -120,8 +136,8 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
         # target labels beside the grid, the model labels (at 30 degrees) below it, a colour bar; and
         # at least 3.2 inches tall, or the colour bar's label no longer fits.
         width = 2.2 + text_inches(targets) + 1.15 * len(models)
-        height = max(3.2, 1.4 + 0.42 * len(targets) + 0.5 * text_inches(models))
-        fig = Figure(figsize=(width, height), layout="constrained")
+        height = max(3.2, 1.4 + 0.42 * len(targets)) + 0.55 * text_inches(models)
+        fig = new_figure(figsize=(width, height), layout="constrained")
         ax = fig.subplots()
         with warnings.catch_warnings():
             # seaborn takes nanmin of the grid, which warns where every cell diverged.
@@ -152,7 +168,7 @@ def prediction_figure(target: dict, lines: pd.DataFrame, colours: dict) -> Figur
     with matplotlib.rc_context(STYLE):
         # Fixed margins rather than constrained layout, which re-measured every
         # label on each save and cost more than drawing the figure.
-        fig = Figure(figsize=(11, 4.4))
+        fig = new_figure(figsize=(11, 4.4))
         fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.22)
         curve, error = fig.subplots(1, 2, width_ratios=[1.35, 1])
         if lines.empty:
@@ -202,7 +218,7 @@ def prediction_figure(target: dict, lines: pd.DataFrame, colours: dict) -> Figur
 def learning_figure(target_label: str, curves: pd.DataFrame, colours: dict) -> Figure:
     """Training loss (mean since the previous evaluation) for every model: median over seeds, range as a band."""
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(6.5, 3.9))
+        fig = new_figure(figsize=(6.5, 3.9))
         fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)
         ax = fig.subplots()
         if curves.empty:
@@ -230,11 +246,12 @@ def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequen
     models = [m for m in models if m in set(summary["model"])]
     width = 0.8 / max(len(models), 1)
     with matplotlib.rc_context(STYLE):
-        # A tenth of an inch or more a bar, the target labels (at 30 degrees) below and the legend
+        # A tenth of an inch or more a bar, the target labels (upright) below and the legend
         # beside: wider than the page for a large grid, where it scrolls in its box.
         per_bar = 0.24 if len(targets) * len(models) <= 60 else 0.12
-        width = max(6.5, 1.4 + per_bar * len(targets) * len(models) + text_inches(models, 9) + 0.8)
-        fig = Figure(figsize=(width, 3.4 + 0.5 * text_inches(targets)), layout="constrained")
+        title = "Seeds below the near-exact solution's extrapolation MSE (95% Wilson intervals)"
+        width = max(1.0 + text_inches([title], 11), 1.4 + per_bar * len(targets) * len(models) + text_inches(models, 9) + 0.8)
+        fig = new_figure(figsize=(width, 3.4 + text_inches(targets)), layout="constrained")
         ax = fig.subplots()
         for k, model in enumerate(models):
             rows = summary[summary["model"] == model].set_index("target").reindex(targets)
@@ -244,11 +261,13 @@ def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequen
             errors = np.clip(errors, 0, None)  # matplotlib refuses an error bar of -1e-17
             ax.bar(x, rate, width, color=colours.get(model), label=model, gid=f"success {model}")
             ax.errorbar(x, rate, yerr=errors, fmt="none", ecolor="#333333", elinewidth=0.8, capsize=2)
-        ax.set_xticks(np.arange(len(targets)), targets, rotation=30, ha="right")
+        # Upright: a slanted label of the first target would run out of the figure's left edge.
+        ax.set_xticks(np.arange(len(targets)), targets, rotation=90)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("success rate over seeds")
-        ax.set_title("Seeds below the near-exact solution's extrapolation MSE (95% Wilson intervals)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), framealpha=0.9)
+        ax.set_title(title)
+        # Outside the axes as constrained layout knows it, so that the layout makes room for it.
+        fig.legend(loc="outside right upper", framealpha=0.9)
     return fig
 
 
@@ -277,7 +296,7 @@ def success_grid(summary: pd.DataFrame, targets: Sequence[dict], models: Sequenc
     with matplotlib.rc_context(STYLE):
         # Model names are written upright below the panels: room for the longest.
         labels_height = 0.08 * max(len(m) for m in models)
-        fig = Figure(figsize=(1.6 + len(panels) * (0.9 + 0.5 * len(models)), 1.2 + 0.32 * len(rows) + labels_height),
+        fig = new_figure(figsize=(1.6 + len(panels) * (0.9 + 0.5 * len(models)), 1.2 + 0.32 * len(rows) + labels_height),
                      layout="constrained")
         axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
         for ax, panel in zip(axes, panels):

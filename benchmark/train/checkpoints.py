@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..heap import release_free_memory
 from ..model import TrainingLog
 from .batches import evaluate_in_chunks
 
@@ -54,6 +55,7 @@ class Checkpoints:
         for name, x, y in self.monitor:
             scores[name] = (evaluate_in_chunks(self.module, x).double() - y).square().mean(dim=(1, 2))
             self.scores[name].append(scores[name])
+        release_free_memory()  # the evaluation's temporaries, or the worker's memory grows with every one
         self.steps.append(step)
         if not self.keep_best or not self.monitor:
             return
