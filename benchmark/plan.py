@@ -235,7 +235,7 @@ class ModelTraining:
     regularized: bool
 
     def describe(self) -> str:
-        """'learning rate 0.001, adam, mse loss, regulariser 0.01 from step 20,000 to 35,000'."""
+        """'learning rate 0.001, adam, mse loss, regulariser x0.01, ramped from step 20,000 to 35,000'."""
         s = self.settings
         parts = [f"learning rate {s.learning_rate:g}", s.optimizer, f"{s.loss} loss"]
         if self.regularized:

@@ -216,3 +216,6 @@ def test_figures_fit_their_labels_at_any_size_without_a_warning(tmp_path, target
             drawn, box = fig.get_tightbbox(fig.canvas.get_renderer()), fig.bbox
             assert drawn.x0 >= -2 / fig.dpi and drawn.y0 >= -2 / fig.dpi, (index, drawn.bounds, box.bounds)
             assert drawn.x1 <= box.width / fig.dpi + 2 / fig.dpi and drawn.y1 <= box.height / fig.dpi + 2 / fig.dpi, (index, drawn)
+    # The success figure's bars stand side by side, each model's within its target's slot.
+    bars = [patch.get_width() for patch in figures[1].axes[0].patches]
+    assert len(bars) == len(shown) * models and max(bars) == pytest.approx(0.8 / models)

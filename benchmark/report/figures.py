@@ -250,8 +250,9 @@ def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequen
         # beside: wider than the page for a large grid, where it scrolls in its box.
         per_bar = 0.24 if len(targets) * len(models) <= 60 else 0.12
         title = "Seeds below the near-exact solution's extrapolation MSE (95% Wilson intervals)"
-        width = max(1.0 + text_inches([title], 11), 1.4 + per_bar * len(targets) * len(models) + text_inches(models, 9) + 0.8)
-        fig = new_figure(figsize=(width, 3.4 + text_inches(targets)), layout="constrained")
+        size = (max(1.0 + text_inches([title], 11), 1.4 + per_bar * len(targets) * len(models) + text_inches(models, 9) + 0.8),
+                3.4 + text_inches(targets))
+        fig = new_figure(figsize=size, layout="constrained")
         ax = fig.subplots()
         for k, model in enumerate(models):
             rows = summary[summary["model"] == model].set_index("target").reindex(targets)
