@@ -218,8 +218,9 @@ class GroupOutcome:
     failed: list[tuple[str, str]]  # (target label, the problem line) for targets that failed while training
 
 
-def _prepare(target: Target, cell: Cell) -> tuple[list[Split], pd.DataFrame | None]:
-    """A target's samples for every split and seed, and its success thresholds."""
+def _prepare(cell: Cell) -> tuple[list[Split], pd.DataFrame | None]:
+    """A cell's target's samples for every split and seed, and its success thresholds."""
+    target = cell.target
     splits = sample_splits(target, cell.seeds, cell.samples, cell.eval_samples, validation=cell.settings.by_steps)
     return splits, success_thresholds(target, cell.seeds, {INTERPOLATION: target.domain, **target.extrapolation})
 
@@ -262,7 +263,7 @@ def train_group(task: GroupTask) -> GroupOutcome:
         target = cell.target
         if target.label not in prepared:
             try:
-                prepared[target.label] = _prepare(target, cell)
+                prepared[target.label] = _prepare(cell)
             except Exception as exc:  # noqa: BLE001 - the target's own code failed on a sample its checks did not draw
                 failed.append((target.label, f"{target.origin}: target '{target.label}' failed while its data was "
                                              f"drawn: {describe_exception(exc)}; it is skipped"))
