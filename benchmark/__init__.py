@@ -1,5 +1,14 @@
 """funcbench: where does a model fit its data, and how far does it carry a function beyond it?
 
+From a notebook or a script::
+
+    import benchmark
+    r = benchmark.run(targets="addition,product", models="linear", seeds=2)   # as `bench run`
+    r.results, r.summary(), r.predict("addition", "linear", [[3, 4]])
+    benchmark.load(r.path)                                                     # a run folder, read back
+
+`run` and `load` give a `Run` (`benchmark.runs`); bad input raises `FuncbenchError`, a ValueError.
+
 The public API a plugin needs::
 
     from benchmark import Box, Shell, near_and_far, target, target_family, suite   # targets and studies
@@ -15,7 +24,9 @@ its module and from the ``bench`` command.
 
 __version__ = "0.6.0"
 
+from .api import load, run  # noqa: E402
 from .domains import Ball, Box, Intervals, Shell, near_and_far  # noqa: E402
+from .errors import FuncbenchError  # noqa: E402
 from .registry import (  # noqa: E402
     LinearSolution,
     Suite,
@@ -30,6 +41,7 @@ from .registry import (  # noqa: E402
 __all__ = [
     "Ball", "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
     "target", "target_family", "model_family", "preset", "suite", "torch_model", "Reference", "__version__",
+    "run", "load", "Run", "FuncbenchError",
 ]
 
 
@@ -43,4 +55,8 @@ def __getattr__(name: str):
         from .references import Reference
 
         return Reference
+    if name == "Run":
+        from .runs import Run
+
+        return Run
     raise AttributeError(f"module 'benchmark' has no attribute '{name}'")

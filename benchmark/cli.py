@@ -10,30 +10,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import shutil
 import signal
 import sys
 import textwrap
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .config import (
-    LOSS_NAMES,
-    OPTIMIZER_NAMES,
-    RunConfig,
-    option_defaults,
-    read_config,
-    recorded_options,
-)
+from .api import file_settings
 from .errors import PROBLEMS_EXIT, FuncbenchError, ResourceError, describe_exception
+from .options import BY_NAME, OPTIONS, Option, plain
 
-DEFAULTS = RunConfig()
-RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 log = logging.getLogger("benchmark")
 
 
@@ -77,11 +66,56 @@ class _EchoHandler(logging.Handler):
         click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
 
 
+def click_option(option: Option):
+    """`option` as a click option of `bench run`, from its declaration (`benchmark.options`).
+
+    An option of what the run computes defaults to None on the command
+    line, so that one not typed leaves the suite's or the family's value;
+    its real default is shown in --help. Ranges are checked by `RunConfig`,
+    or here for the options of how a run runs, in the same words as a file's.
+    """
+    declarations = [d for d in (option.short, f"{option.cli_flag}/{option.negative}" if option.negative
+                                else option.cli_flag) if d]
+    settings: dict = {"help": _sentence(option.help), "show_default": plain(option.shown_default) or False,
+                      "metavar": option.metavar}
+    if option.kind is bool:  # a flag is off unless typed; a switch with a --no- form says which way it is
+        settings.update(is_flag=True, default=option.default, show_default=bool(option.negative))
+    elif option.kind is tuple:
+        settings.update(multiple=True)
+    else:
+        settings["type"] = (click.Choice(option.choices) if option.choices else
+                            {int: click.INT, float: click.FLOAT, Path: click.Path(path_type=Path)}.get(option.kind))
+        settings["default"] = None if option.side == "config" else option.default
+        if option.side != "config" and (option.low is not None or option.high is not None):
+            settings["callback"] = lambda ctx, param, value: None if value is None else _in_range(option, value)
+    return click.option(*declarations, option.name, **settings)
+
+
+def _in_range(option: Option, value):
+    if problem := option.problem(value):
+        raise FuncbenchError(f"{option.cli_flag} {problem}")
+    return value
+
+
+def _sentence(text: str) -> str:
+    # What a user types keeps its case: "`all` or a comma list..." stays "all or a comma list...".
+    first = text[:1] if text.startswith("`") else text[:1].upper()
+    text = plain(first + text[1:])
+    return text + ("" if text.endswith(".") else ".")
+
+
+def run_options(command):
+    """Every option of `bench run` but --config, in the declaration's order."""
+    for option in reversed([o for o in OPTIONS if o.side != "output" and o.name != "config"]):
+        command = click_option(option)(command)
+    return command
+
+
 def verbosity(command):
     """-q/--quiet and -v/--verbose for a command, through the logging module (logger 'benchmark')."""
 
-    @click.option("-q", "--quiet", is_flag=True, help="Less output: the result, warnings and errors only.")
-    @click.option("-v", "--verbose", is_flag=True, help="Also say what is done, step by step (debug: lines).")
+    @click_option(BY_NAME["quiet"])
+    @click_option(BY_NAME["verbose"])
     @functools.wraps(command)
     def wrapper(*args, quiet: bool, verbose: bool, **kwargs):
         if quiet and verbose:
@@ -100,172 +134,41 @@ def verbosity(command):
     return wrapper
 
 
-PDF_OPTION = click.option("--pdf", is_flag=True,
-                          help="Write a PDF of every figure beside its SVG, for papers (drawing each figure again).")
-
-
-def _default(name: str) -> str:
-    value = getattr(DEFAULTS, name)
-    return "each family's own" if value is None else str(value)
+PDF_OPTION = click_option(BY_NAME["pdf"])
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """--config: the file's settings become the defaults of every other option, so the command line wins."""
     if value is not None:
-        settings, source = read_config(value)
-        ctx.default_map = {**(ctx.default_map or {}), **option_defaults(ctx.command, settings, source)}
+        ctx.default_map = {**(ctx.default_map or {}), **file_settings(value)}
     return value
 
 
 @cli.command()
 @click.option("--config", type=click.Path(path_type=Path), is_eager=True, callback=_load_config, expose_value=False,
-              help="A TOML file of options (keys as the options' names), or a run folder or its run.json to repeat "
-                   "that run; options given here override it.")
-@click.option("--suite", default=None, help="A published protocol or other named study (see 'bench list suites'); options given here override its settings.")
-@click.option("--targets", default=None, show_default=_default("targets"), help="'all' or a comma list, e.g. 'addition,weighted_sum[n=10]'.")
-@click.option("--models", default=None, show_default=_default("models"), help="'default', 'all' or a comma list, e.g. 'linear,mlp[width=128]'.")
-@click.option("--seeds", type=int, default=None, show_default=_default("seeds"), help="Seeds 0..N-1, trained together per cell.")
-@click.option("--epochs", type=int, default=None, show_default=_default("epochs"), help="Passes over the fixed training set (when --steps is 0).")
-@click.option("--steps", type=int, default=None, show_default=_default("steps"), help="Train by this many steps, each on a fresh batch, keeping the best validation checkpoint; 0 trains by --epochs.")
-@click.option("--eval-every", type=int, default=None, show_default=_default("eval_every"), help="Steps between evaluations of every split during training; 0: about 20 per training.")
-@click.option("--reg-start", type=int, default=None, help="Step at which a model's regulariser starts to ramp up [default: the family's; 40% of the steps for most].")
-@click.option("--reg-end", type=int, default=None, help="Step at which it reaches full strength [default: the family's; 70% of the steps for most].")
-@click.option("--reg-strength", type=float, default=None, help="Weight of a model's regulariser terms in the loss [default: each family's own: 10 for NAU and NMU, 1 for the others].")
-@click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate for every model [default: each family's own].")
-@click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default=None, help="Optimiser for every torch model [default: each family's own; adam for most].")
-@click.option("--loss", type=click.Choice(LOSS_NAMES), default=None, help="Training loss for every torch model [default: each family's own; mse for most]. Every split is scored by MSE.")
-@click.option("--clip-value", type=float, default=None, help="Clip every gradient element to [-V, V] [default: each family's own; none for most, 0.1 for iNALU].")
-@click.option("--clip-norm", type=float, default=None, help="Clip each seed's whole gradient to this norm [default: each family's own; none].")
-@click.option("--batch-size", type=int, default=None, show_default=_default("batch_size"))
-@click.option("--samples", type=int, default=None, show_default=_default("samples"), help="Training samples per seed (the fixed training set).")
-@click.option("--eval-samples", type=int, default=None, show_default=_default("eval_samples"), help="Fresh samples per seed and evaluation split.")
-@click.option("--device", default=None, show_default=_default("device"), help="cpu, cuda or cuda:N.")
-@click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets, model families or suites (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True, help="Folder that holds the run folders.")
-@click.option("--run-id", default=None, help="Name of the run folder [default: a hash of the configuration, so rerunning resumes].")
-@click.option("--force", is_flag=True, help="Recompute cells already present in the run folder.")
-@click.option("--replace", is_flag=True,
-              help="Empty a run folder (named by --run-id) that holds another configuration's run, and run this one "
-                   "there; without it such a folder is refused.")
-@click.option("--cell-batching/--no-cell-batching", default=True, show_default=True,
-              help="Train the cells of a model family on targets of one input dimension as one ensemble "
-                   "(the same numbers, in fewer, larger steps).")
-@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default="0: one per core",
-              help="Worker processes training cells in parallel on this machine (never more than there are ensembles "
-                   "to train); each gets an equal share of the cores. With --device cuda the default is 1. "
-                   "With --executor dask: the local cluster's workers.")
-@click.option("--executor", type=click.Choice(["local", "dask"]), default=None, show_default="local",
-              help="Where cells train: worker processes on this machine, or a Dask cluster "
-                   "(a local one started for the run, unless --scheduler names one).")
-@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
-              help="A running Dask scheduler to train the cells on (implies --executor dask).")
-@PDF_OPTION
+              help=_sentence(BY_NAME["config"].help))
+@run_options
 @verbosity
-def run(out: Path, run_id: str | None, force: bool, replace: bool, cell_batching: bool, jobs: int,
-        executor: str | None, scheduler: str | None, pdf: bool, plugins: tuple[str, ...], suite: str | None,
-        **options) -> None:
+def run(**options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
+    from .api import RunInterrupted, execute
+    from .report import run_summary
+
     # What plugins print goes to stderr: stdout holds the summary and the `report:` line that scripts read.
     stdout = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
-        _run(stdout, out, run_id, force, replace, cell_batching, jobs, executor, scheduler, pdf, plugins, suite, options)
-
-
-def _run(stdout, out: Path, run_id: str | None, force: bool, replace: bool, cell_batching: bool, jobs: int,
-         executor: str | None, scheduler: str | None, pdf: bool, plugins: tuple[str, ...], suite: str | None,
-         options: dict) -> None:
-    from .plan import build_plan, resolve_config, run_headline, setting_warnings
-    from .plugins import canonical_plugin, load_registry
-    from .references import suite_reference
-    from .store import RunStore
-
-    if scheduler is not None and executor == "local":
-        raise FuncbenchError("--scheduler runs cells on a Dask cluster; drop --executor local or --scheduler")
-    given = {name: value for name, value in options.items() if value is not None}
-    # A plugin file is named by its absolute path: the run, and a repeat of it
-    # from its run.json, then find it whatever folder `bench` runs in.
-    plugins = tuple(canonical_plugin(spec) for spec in plugins)
-    registry = load_registry(plugins)
-    config = resolve_config(registry, suite, {**given, "plugins": plugins})
-    _check_device(config.device)
     try:
-        plan = build_plan(registry, config)
-    except FuncbenchError:
-        _warn(registry.problems)  # a plugin that failed to import may explain the error
-        raise
-    # Problems of entries this run does not select are warnings; the plan's own are said below, and counted.
-    _warn([p for p in registry.problems if p not in plan.problems])
-    _warn(setting_warnings(config, plan))
-    store = RunStore.open(out / _run_folder(run_id, config))
-    with store.locked():
-        store.claim(asdict(config), replace)
-        _run_locked(stdout, plan, config, store, force=force, cell_batching=cell_batching, jobs=jobs, executor=executor,
-                    scheduler=scheduler, pdf=pdf, reference=suite_reference(registry, config),
-                    headline=run_headline(registry, config), recorded=recorded_options(
-                        {**asdict(config), "out": out, "run_id": run_id, "cell_batching": cell_batching,
-                         "jobs": jobs, "executor": executor, "scheduler": scheduler, "pdf": pdf}))
-
-
-def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_batching: bool, jobs: int, executor: str | None,
-                scheduler: str | None, pdf: bool, reference: dict | None, headline: dict, recorded: dict) -> None:
-    """`bench run` once its folder is held: train, report, summarise; `recorded` are the options for run.json,
-    `reference` the suite's published results (`benchmark.references.suite_reference`) and `headline` what the
-    report and the summary lead with (`plan.run_headline`)."""
-    from tqdm import tqdm
-
-    from .executors import DaskExecutor, LocalExecutor
-    from .resources import check_fits
-    from .runner import execute
-    from .store import read_run
-    from .threads import usable_cores
-
-    _warn(plan.problems)
-    quiet = not log.isEnabledFor(logging.INFO)
-    bar = tqdm(total=len(plan.cells), unit="cell", desc=f"training ({config.seeds} seeds per cell)",
-               disable=True if quiet else None, file=sys.stderr)
-
-    def advance(cell, reused):
-        bar.set_postfix_str(f"{cell.target.label} x {cell.model.label}{' (done before)' if reused else ''}")
-        bar.update()
-
-    # On a GPU, one process drives it by default; more would each hold their own context on it.
-    processes = jobs or (usable_cores() if config.device == "cpu" else 1)
-    local = executor != "dask" and scheduler is None  # a Dask worker holds its ensembles on its own machine
-    estimate = check_fits(plan, config, processes if local else 1)
-    log.debug(f"memory estimate: {estimate.total / 1024**3:.2f} GiB")
-    workers = DaskExecutor(scheduler, processes) if scheduler or executor == "dask" else LocalExecutor(processes)
-    log.debug(f"{len(plan.cells)} cells ({len(plan.targets)} targets x {len(plan.models)} models) into {store.root}")
-    try:
-        with _terminate_as_interrupt(), workers:
-            outcome = execute(plan, config, store, force=force, batch_cells=cell_batching, executor=workers,
-                              on_cell=advance, options=recorded, reference=reference, headline=headline)
-    except KeyboardInterrupt as stop:
-        bar.close()
-        _interrupted(stop, f"\ninterrupted: finished cells are saved in {store.root}; run the same command again to resume")
-    bar.close()
-
-    _warn(outcome.problems)
-    from .report import run_summary, write_report
-
-    meta, tables = read_run(store.root)
-    report_start = time.perf_counter()
-    try:
-        with _terminate_as_interrupt():
-            index = write_report(store.root, meta, tables, pdf=pdf)
-    except KeyboardInterrupt as stop:
-        _interrupted(stop, f"\ninterrupted while drawing the report: the run is finished and its tables are saved in "
-                           f"{store.root}; run `bench report {store.root}` to draw it")
-    report_seconds = time.perf_counter() - report_start
-    if not quiet:
-        click.echo(_text_table(run_summary(meta, tables)), file=stdout)
-        click.echo(
-            f"\n{len(plan.cells)} cells x {config.seeds} seeds in {outcome.seconds:.1f} s "
-            f"({outcome.trained} trained, {outcome.reused} reused); report in {report_seconds:.1f} s", file=stdout
-        )
-    click.echo(f"report: {index}", file=stdout)
-    problems = len(plan.problems) + len(outcome.problems)
-    if problems:
-        click.echo(f"{problems} problem(s) above: those were skipped, the rest ran", err=True)
+        with contextlib.redirect_stdout(sys.stderr):
+            done = execute(options)
+    except RunInterrupted as stop:
+        click.echo(f"\n{stop}", err=True)
+        sys.exit(128 + stop.signal)
+    if log.isEnabledFor(logging.INFO):
+        click.echo(_text_table(run_summary(done.run.meta, done.run.tables())), file=stdout)
+        click.echo(f"\n{done.cells} cells x {done.run.config.seeds} seeds in {done.seconds:.1f} s "
+                   f"({done.trained} trained, {done.reused} reused); report in {done.report_seconds:.1f} s", file=stdout)
+    click.echo(f"report: {done.run.path / 'index.html'}", file=stdout)
+    if done.problems:
+        click.echo(f"{len(done.problems)} problem(s) above: those were skipped, the rest ran", err=True)
         sys.exit(PROBLEMS_EXIT)
 
 
@@ -273,7 +176,7 @@ def _run_locked(stdout, plan, config: RunConfig, store, *, force: bool, cell_bat
 @click.argument("what", type=click.Choice(["targets", "models", "suites"]))
 @click.argument("names", nargs=-1)
 @click.option("--details", "-d", is_flag=True, help="Every entry in full: parameters, domains, regions, probes, origin.")
-@click.option("--plugin", "plugins", multiple=True, help="A .py file or module name defining targets, model families or suites (repeatable).")
+@click_option(BY_NAME["plugins"])
 @verbosity
 def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tuple[str, ...]) -> None:
     """Show the registered targets, model families or suites (plugins included) as a table; NAMES in full."""
@@ -302,23 +205,14 @@ def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tupl
 @verbosity
 def report(run_dir: Path, out: Path | None, pdf: bool) -> None:
     """Rebuild RUN_DIR/index.html (or OUT/index.html) from the stored results, without retraining."""
-    from .report import write_report
-    from .store import RunStore, read_run
+    from .api import load, terminate_as_interrupt
 
-    meta, tables = read_run(run_dir)
     try:
-        with _terminate_as_interrupt():
-            if out is not None and Path(out).resolve() != Path(run_dir).resolve():
-                index = write_report(run_dir, meta, tables, out, pdf=pdf)
-            else:
-                try:
-                    with RunStore(run_dir).locked():
-                        index = write_report(run_dir, meta, tables, pdf=pdf)
-                except OSError as exc:  # the lock file itself cannot be made: a read-only folder
-                    raise FuncbenchError(f"cannot write to '{run_dir}': {exc.strerror.lower()}; "
-                                         "give --out to write the report elsewhere") from None
+        with terminate_as_interrupt():
+            index = load(run_dir).report(out, pdf=pdf)
     except KeyboardInterrupt as stop:
-        _interrupted(stop, "interrupted: the previous report, if any, is left whole; run the same command again")
+        click.echo("interrupted: the previous report, if any, is left whole; run the same command again", err=True)
+        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
     click.echo(f"report: {index}")
 
 
@@ -390,43 +284,9 @@ def compare(run_a: Path, run_b: Path, metric: str, fail_above: float | None, flo
         sys.exit(1)
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (a scheduler's or `kill`'s stop) ends a run as Ctrl-C does: workers stopped, finished cells kept."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _interrupted(stop: KeyboardInterrupt, message: str) -> None:
-    """Say what is kept, and exit as the signal asks: 130 for SIGINT, 143 for SIGTERM (`_terminate_as_interrupt`)."""
-    click.echo(message, err=True)
-    sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
-
-
 def _warn(problems: list[str]) -> None:
     for problem in problems:
         log.warning(problem)
-
-
-def _run_folder(run_id: str | None, config: RunConfig) -> str:
-    if run_id is None:
-        return f"run-{config.digest()}"
-    if not RUN_ID.fullmatch(run_id):
-        raise FuncbenchError(
-            f"--run-id '{run_id}' must be a plain folder name: letters, digits, _ . - and not starting with . or -"
-        )
-    return run_id
 
 
 def _describe_entry(entry, registry) -> str:
@@ -513,23 +373,6 @@ def _text_table(table, right: tuple[str, ...] = ()) -> str:
         "  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, aligned)).rstrip()
         for row in zip(*columns)
     )
-
-
-def _check_device(device: str) -> None:
-    if device == "cpu":
-        return
-    import torch
-
-    if not device.startswith("cuda"):
-        raise FuncbenchError(f"unknown device '{device}'; use cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise FuncbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    try:
-        index = torch.device(device).index or 0
-    except RuntimeError:
-        raise FuncbenchError(f"invalid device '{device}'; use cpu, cuda or cuda:N") from None
-    if index >= torch.cuda.device_count():
-        raise FuncbenchError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
 
 
 def main() -> None:

@@ -21,8 +21,12 @@ from pathlib import Path
 PROBLEMS_EXIT = 1
 
 
-class FuncbenchError(Exception):
-    """A problem with the user's input: shown as one line, never a traceback."""
+class FuncbenchError(ValueError):
+    """A problem with the user's input: ``bench`` shows it as one line, never a traceback.
+
+    From Python (`benchmark.run`, `benchmark.load`), it is the exception raised, with the same line;
+    a ValueError, as a bad argument is.
+    """
 
     exit_code = 2
 

@@ -70,6 +70,12 @@ def load_registry(plugins: Iterable[str] = (), files: Mapping[str, tuple[str, st
     return registry
 
 
+def add_objects(registry: Registry, objects: Iterable[object]) -> None:
+    """Register entries, or modules of them, defined in the caller's session (a notebook's cells, a script)."""
+    for loaded in objects:
+        _collect(registry, loaded, f"module {loaded.__name__}" if isinstance(loaded, ModuleType) else "this session")
+
+
 def plugin_sources(plugins: Iterable[str]) -> tuple[tuple[str, str, str], ...]:
     """(as given, absolute path, text) of every plugin that is a file, to build the same registry elsewhere."""
     return tuple((given, str(Path(given).resolve()), Path(given).read_text())

@@ -61,43 +61,46 @@ def test_list_targets_shows_every_builtin_with_its_domains(bench):
     assert result.stdout.count("not part of '--targets all'") == 7
 
 
-@pytest.mark.parametrize(
-    "args, fragments",
-    [
-        (["--targets", "additon"], ["unknown target 'additon'", "did you mean addition"]),
-        (["--models", "mlp_tahn"], ["unknown model 'mlp_tahn'", "mlp_tanh"]),
-        (["--targets", ""], ["empty target selection"]),
-        (["--targets", "addition,"], ["ends with a comma"]),
-        (["--models", "mlp[width=abc]"], ["'width' expects an integer, got 'abc'"]),
-        (["--models", "mlp[width=64"], ["'[' without a closing ']'"]),
-        (["--models", "mlp[width]"], ["'width' in 'mlp[width]' is not of the form key=value"]),
-        (["--models", "mlp[height=3]"], ["model 'mlp' has no parameter 'height'", "width, depth, act"]),
-        (["--models", "mlp[width=0]"], ["width must be between 1 and 65536"]),
-        (["--models", "mlp[width=100000000,depth=50]"], ["width must be between 1 and 65536"]),
-        (["--models", "mlp[depth=500]"], ["depth must be between 1 and 64"]),
-        (["--models", "mlp[act=swish]"], ["'act' must be one of relu, tanh"]),
-        (["--models", "linear[width=3]"], ["takes no parameters"]),
-        (["--targets", "weighted_sum[n=1.5]"], ["'n' expects an integer"]),
-        (["--targets", "weighted_sum[n=0]"], ["n must be between 1 and 1000"]),
-        (["--targets", "addition,addition"], ["names addition twice"]),
-        (["--targets", "weighted_sum,weighted_sum[n=5]"], ["names weighted_sum twice"]),
-        (["--seeds", "0"], ["--seeds must be between 1 and 10,000"]),
-        (["--seeds", "-3"], ["--seeds must be between 1 and 10,000"]),
-        (["--epochs", "0"], ["--epochs must be between 1 and"]),
-        (["--samples", "2000000000"], ["--samples must be between 1 and 10,000,000"]),
-        (["--eval-samples", "1"], ["--eval-samples must be between 2 and"]),
-        (["--run-id", "../elsewhere"], ["must be a plain folder name"]),
-        (["--lr", "-0.1"], ["--lr must be a positive number"]),
-        (["--lr", "nan"], ["--lr must be a positive number"]),
-        (["--batch-size", "0"], ["--batch-size must be between 1 and"]),
-        (["--seeds", "many"], ["'many' is not a valid integer"]),
-        (["--device", "tpu"], ["unknown device 'tpu'"]),
-        (["--suite", "nalu"], ["unknown suite 'nalu'", "arithmetic-static"]),
-        (["--suite", "arithmetic-static,relu-extrapolation"], ["--suite takes one suite"]),
-        (["--targets", "addition\nproduct"], ["expected ',' before", "\\nproduct"]),  # still one line
-        (["--no-such-option"], ["No such option"]),
-    ],
-)
+#: `bench run ARGS` that must fail in one line, and what that line says; tests/test_api.py runs them through
+#: `benchmark.run` too.
+BAD_RUN_INPUT = [
+    (["--targets", "additon"], ["unknown target 'additon'", "did you mean addition"]),
+    (["--models", "mlp_tahn"], ["unknown model 'mlp_tahn'", "mlp_tanh"]),
+    (["--targets", ""], ["empty target selection"]),
+    (["--targets", "addition,"], ["ends with a comma"]),
+    (["--models", "mlp[width=abc]"], ["'width' expects an integer, got 'abc'"]),
+    (["--models", "mlp[width=64"], ["'[' without a closing ']'"]),
+    (["--models", "mlp[width]"], ["'width' in 'mlp[width]' is not of the form key=value"]),
+    (["--models", "mlp[height=3]"], ["model 'mlp' has no parameter 'height'", "width, depth, act"]),
+    (["--models", "mlp[width=0]"], ["width must be between 1 and 65536"]),
+    (["--models", "mlp[width=100000000,depth=50]"], ["width must be between 1 and 65536"]),
+    (["--models", "mlp[depth=500]"], ["depth must be between 1 and 64"]),
+    (["--models", "mlp[act=swish]"], ["'act' must be one of relu, tanh"]),
+    (["--models", "linear[width=3]"], ["takes no parameters"]),
+    (["--targets", "weighted_sum[n=1.5]"], ["'n' expects an integer"]),
+    (["--targets", "weighted_sum[n=0]"], ["n must be between 1 and 1000"]),
+    (["--targets", "addition,addition"], ["names addition twice"]),
+    (["--targets", "weighted_sum,weighted_sum[n=5]"], ["names weighted_sum twice"]),
+    (["--seeds", "0"], ["--seeds must be between 1 and 10,000"]),
+    (["--seeds", "-3"], ["--seeds must be between 1 and 10,000"]),
+    (["--epochs", "0"], ["--epochs must be between 1 and"]),
+    (["--samples", "2000000000"], ["--samples must be between 1 and 10,000,000"]),
+    (["--eval-samples", "1"], ["--eval-samples must be between 2 and"]),
+    (["--run-id", "../elsewhere"], ["must be a plain folder name"]),
+    (["--lr", "-0.1"], ["--lr must be a positive number"]),
+    (["--lr", "nan"], ["--lr must be a positive number"]),
+    (["--batch-size", "0"], ["--batch-size must be between 1 and"]),
+    (["--jobs", "-1"], ["--jobs must be between 0 and"]),
+    (["--seeds", "many"], ["'many' is not a valid integer"]),
+    (["--device", "tpu"], ["unknown device 'tpu'"]),
+    (["--suite", "nalu"], ["unknown suite 'nalu'", "arithmetic-static"]),
+    (["--suite", "arithmetic-static,relu-extrapolation"], ["--suite takes one suite"]),
+    (["--targets", "addition\nproduct"], ["expected ',' before", "\\nproduct"]),  # still one line
+    (["--no-such-option"], ["No such option"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", BAD_RUN_INPUT)
 def test_bad_input_is_one_line_and_exit_2(bench, args, fragments):
     assert_one_line_error(bench("run", *args), *fragments)
 

@@ -15,7 +15,8 @@ from conftest import Invocation, assert_one_line_error
 
 from benchmark.cli import cli
 from benchmark.cli import run as run_command
-from benchmark.config import option_defaults, read_config
+from benchmark.config import read_config
+from benchmark.options import checked_settings
 
 SMALL = ["--targets", "addition,product", "--models", "linear", "--seeds", "2", "--epochs", "10"]
 
@@ -97,6 +98,7 @@ def test_run_json_repeats_the_run_exactly(bench_here, tmp_path):
 
 
 def test_every_run_option_has_a_config_key():
+    """Each option of `bench run` is a key of a config file, under the spelling its flag has."""
     samples = {click.types.IntParamType: 3, click.types.FloatParamType: 0.5, click.types.BoolParamType: True}
     for param in run_command.params:
         if not isinstance(param, click.Option) or param.name in ("config", "help"):
@@ -110,7 +112,7 @@ def test_every_run_option_has_a_config_key():
         else:
             value = next((v for kind, v in samples.items() if isinstance(param.type, kind)), "text")
         key = max(param.opts, key=len).lstrip("-")
-        assert option_defaults(run_command, {key: value}, "f.toml") == {param.name: value}, key
+        assert checked_settings({key: value}, "f.toml") == {param.name: value}, key
 
 
 @pytest.mark.parametrize(
@@ -129,7 +131,7 @@ def test_every_run_option_has_a_config_key():
         ("lr = 0.1\nlearning_rate = 0.2\n", ["'lr' and 'learning_rate' set the same option"]),
         ("seeds = \n", ["is not valid TOML"]),
         ("seeds = 0\n", ["f.toml", "'seeds' must be between 1 and"]),  # parsed, then checked like the option
-        ("jobs = -1\n", ["f.toml: 'jobs': -1 is not in the range x>=0"]),
+        ("jobs = -1\n", ["f.toml: 'jobs' must be between 0 and 10,000, got -1"]),
         ('targets = "additon"\n', ["unknown target 'additon'"]),
     ],
 )
@@ -183,7 +185,7 @@ def test_the_example_configs_are_valid(tmp_path):
     examples = Path(__file__).parents[1] / "examples"
     for path in sorted(examples.glob("*.toml")):
         settings, source = read_config(path)
-        assert option_defaults(run_command, settings, source), path
+        assert checked_settings(settings, source), path
 
 
 # --- bench compare -----------------------------------------------------------

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from benchmark.cli import cli
 from benchmark.cli import run as run_command
-from benchmark.config import RunConfig, option_defaults
+from benchmark.config import RunConfig
 from benchmark.errors import FuncbenchError
+from benchmark.options import checked_settings
 from benchmark.plan import build_plan
 from benchmark.plugins import load_registry
 from benchmark.selection import parse_selection
@@ -61,7 +62,7 @@ TOML_VALUES = st.recursive(
 @given(st.dictionaries(st.one_of(st.sampled_from(OPTION_NAMES), st.text(max_size=10)), TOML_VALUES, max_size=5))
 def test_config_settings(settings_):
     try:
-        chosen = option_defaults(run_command, settings_, "fuzz.toml")
+        chosen = checked_settings(settings_, "fuzz.toml")
     except FuncbenchError as error:
         one_line(error)
         assert str(error).startswith("fuzz.toml: ")

@@ -297,7 +297,7 @@ def test_foreach_optimisers_are_torchs_to_the_last_bit(name, torch_optimizer):
 
 
 def test_every_optimiser_and_loss_a_run_may_name_exists():
-    from benchmark.config import LOSS_NAMES, OPTIMIZER_NAMES
+    from benchmark.options import LOSS_NAMES, OPTIMIZER_NAMES
     from benchmark.train.loop import LOSSES
     from benchmark.train.optimizers import OPTIMIZERS
 

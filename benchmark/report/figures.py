@@ -97,19 +97,30 @@ def new_figure(**options) -> Figure:
 def save(fig: Figure, folder: Path, stem: str, pdf: bool = False) -> str:
     """Write fig as STEM.svg, and STEM.pdf with `pdf`; return the SVG markup to embed."""
     folder.mkdir(parents=True, exist_ok=True)
+    svg = _svg(fig)
+    if pdf:  # drawing it again costs about as much as the SVG: only on request
+        with matplotlib.rc_context(STYLE):
+            # The layout is settled by the first drawing; the second keeps it instead of solving it again.
+            fig.set_layout_engine("none")
+            fig.savefig(folder / f"{stem}.pdf", metadata={"CreationDate": None})
+    (folder / f"{stem}.svg").write_text(svg, encoding="utf-8")
+    return svg[svg.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
+
+
+def svg_markup(fig: Figure) -> str:
+    """fig as SVG markup to place inside HTML (a notebook's output, say), written nowhere."""
+    svg = _svg(fig)
+    return svg[svg.index("<svg") :]
+
+
+def _svg(fig: Figure) -> str:
     svg = io.StringIO()
     with matplotlib.rc_context(STYLE):
         # No creation date in the files, so a rebuilt report differs only in the SVG
         # clip-path ids, which matplotlib salts at random: several figures sit inline
         # in one page, and fixed ids would collide there.
         fig.savefig(svg, format="svg", metadata={"Date": None})
-        if pdf:  # drawing it again costs about as much as the SVG: only on request
-            # The layout is settled by the first drawing; the second keeps it instead of solving it again.
-            fig.set_layout_engine("none")
-            fig.savefig(folder / f"{stem}.pdf", metadata={"CreationDate": None})
-    (folder / f"{stem}.svg").write_text(svg.getvalue(), encoding="utf-8")
-    markup = svg.getvalue()
-    return markup[markup.index("<svg") :]  # drop the XML prolog: the markup sits inside HTML
+    return svg.getvalue()
 
 
 def text_inches(labels: Sequence[str], points: float = 10.0) -> float:
