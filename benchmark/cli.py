@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import click
+from click.shell_completion import CompletionItem
 
 from . import __version__
 from .api import file_settings
@@ -86,9 +87,33 @@ def click_option(option: Option):
         settings["type"] = (click.Choice(option.choices) if option.choices else
                             {int: click.INT, float: click.FLOAT, Path: click.Path(path_type=Path)}.get(option.kind))
         settings["default"] = None if option.side == "config" else option.default
+        if option.completes:
+            settings["shell_complete"] = _complete_names(option.completes)
         if option.side != "config" and (option.low is not None or option.high is not None):
             settings["callback"] = lambda ctx, param, value: None if value is None else _in_range(option, value)
     return click.option(*declarations, option.name, **settings)
+
+
+#: What a selection may name beside the registry's entries.
+SELECTION_WORDS = {"target": ("all",), "model": ("default", "all"), "suite": ()}
+
+
+def _complete_names(kind: str):
+    """Shell completion of a selection's last name: the registry's targets, models or suites, with the
+    entries of any --plugin typed before it (importing them, and torch, takes a second or so)."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        from .plugins import load_registry
+
+        done, comma, last = incomplete.rpartition(",")
+        try:
+            registry = load_registry(ctx.params.get("plugins") or ())
+        except Exception:  # noqa: BLE001 - a plugin that fails to import completes nothing, and says nothing
+            return []
+        names = [*(SELECTION_WORDS[kind] if not done else ()), *registry.table(kind)]
+        return [CompletionItem(done + comma + name) for name in names if name.startswith(last)]
+
+    return complete
 
 
 def _in_range(option: Option, value):
@@ -152,7 +177,8 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
 def run(**options) -> None:
     """Train every (target, model) pair over all seeds and write a report."""
     from .api import RunInterrupted, execute
-    from .report import run_summary
+    from .report import headline, run_summary
+    from .report.tables import learned_lines
 
     # What plugins print goes to stderr: stdout holds the summary and the `report:` line that scripts read.
     stdout = sys.stdout
@@ -163,7 +189,11 @@ def run(**options) -> None:
         click.echo(f"\n{stop}", err=True)
         sys.exit(128 + stop.signal)
     if log.isEnabledFor(logging.INFO):
-        click.echo(_text_table(run_summary(done.run.meta, done.run.tables())), file=stdout)
+        meta, tables = done.run.meta, done.run.tables()
+        click.echo(_text_table(run_summary(meta, tables)), file=stdout)
+        if headline(meta)["section"] == "verdict":  # the article's headline: the weights, the answer for (9, 90)
+            if learned := learned_lines(meta, tables, headline(meta)["reference_model"]):
+                click.echo("\n" + "\n".join(learned), file=stdout)
         click.echo(f"\n{done.cells} cells x {done.run.config.seeds} seeds in {done.seconds:.1f} s "
                    f"({done.trained} trained, {done.reused} reused); report in {done.report_seconds:.1f} s", file=stdout)
     click.echo(f"report: {done.run.path / 'index.html'}", file=stdout)
@@ -214,6 +244,32 @@ def report(run_dir: Path, out: Path | None, pdf: bool) -> None:
         click.echo("interrupted: the previous report, if any, is left whole; run the same command again", err=True)
         sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
     click.echo(f"report: {index}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("points", nargs=-1, required=True, metavar="POINT...")
+@click.option("--target", required=True, help="The target whose trained models answer, as the run labels it.")
+@click.option("--model", required=True, help="The model family, as the run labels it (e.g. 'mlp[width=128]').")
+@verbosity
+def predict(run_dir: Path, points: tuple[str, ...], target: str, model: str) -> None:
+    """Ask a run's trained models for new points, without retraining: every seed's answer at each POINT.
+
+    A POINT is the inputs separated by commas, e.g. 'bench predict RUN_DIR
+    --target addition --model linear 3,4 9,90'; put '--' before the points
+    when one starts with a minus sign.
+    """
+    from .api import load
+
+    answers = load(run_dir).predict(target, model, [_point(text) for text in points])
+    click.echo(_text_table(answers))
+
+
+def _point(text: str) -> list[float]:
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise FuncbenchError(f"point '{text}' is not numbers separated by commas, e.g. 3,4") from None
 
 
 @cli.command()

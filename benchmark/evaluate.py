@@ -45,6 +45,9 @@ class CellResult:
     evaluations: pd.DataFrame
     formulas: pd.DataFrame
     linearity: pd.DataFrame
+    #: The trained members, as the family's `state()` gives them (`benchmark.model.Model`): None where the
+    #: family cannot save them, or for a cell read back from its folder, whose model stays on disk.
+    model_state: bytes | None = None
 
 
 #: R^2 above which a fit is an "accuracy solution" (SRBench's criterion).
@@ -172,8 +175,9 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
         ignore_index=True,
     )
     linearity = pd.DataFrame({**ids, "seed": seeds, **extrapolation_linearity(model, cell.target, len(seeds))})
+    state = model.state() if hasattr(model, "state") else None
     return CellResult(pd.concat(results, ignore_index=True), probes, params, curves, lines, evaluations,
-                      formula_table(ids, cell, model, splits), linearity)
+                      formula_table(ids, cell, model, splits), linearity, state)
 
 
 def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:

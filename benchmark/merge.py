@@ -19,7 +19,14 @@ import pandas as pd
 
 from .errors import FuncbenchError
 from .evaluate import CellResult
-from .store import TABLES, RunStore, differing_settings, read_run, run_counts
+from .store import (
+    MODEL_FILE,
+    TABLES,
+    RunStore,
+    differing_settings,
+    read_run,
+    run_counts,
+)
 
 
 @dataclass(frozen=True)
@@ -57,11 +64,12 @@ def _write_merged(runs: list[_Run], owner: dict[tuple[str, str], tuple[_Run, str
     for (target, model), (run, cell_id) in owner.items():
         if cell_id in results:
             continue
+        model_file = run.folder / "cells" / cell_id / MODEL_FILE
         results[cell_id] = CellResult(**{
             name: run.tables[name][(run.tables[name]["target"] == target) & (run.tables[name]["model"] == model)]
             .reset_index(drop=True)
             for name in TABLES
-        })
+        }, model_state=model_file.read_bytes() if model_file.is_file() else None)
         store.write_cell(cell_id, results[cell_id])
     tables = store.consolidate(results, known=results)
     meta = _merged_meta(runs, tables)

@@ -120,12 +120,19 @@ class TrainingLog:
 class Model(Protocol):
     """What a family's ensemble does.
 
-    One more method is optional, and so not part of this protocol:
-    ``members(index: slice, inputs) -> Model``, the members at `index` alone,
-    as a model for inputs named `inputs`. It lets the runner train the cells
-    of several targets that share a family and input dimension as one
-    ensemble and evaluate each target's members on their own; a family
-    without it trains one cell at a time.
+    Three more methods are optional, and so not part of this protocol:
+
+    - ``members(index: slice, inputs) -> Model``, the members at `index`
+      alone, as a model for inputs named `inputs`. It lets the runner train
+      the cells of several targets that share a family and input dimension
+      as one ensemble and evaluate each target's members on their own; a
+      family without it trains one cell at a time.
+    - ``state() -> bytes`` and ``load_state(data: bytes) -> None``: the
+      trained members as bytes, and those bytes put back into an ensemble
+      the family's spec has just built for the same inputs and seeds. A
+      cell keeps them in its folder (``model.bin``), so that a run's models
+      answer new points later without retraining (`benchmark.predict`); a
+      family without them keeps no models.
     """
 
     def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:

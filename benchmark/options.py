@@ -62,6 +62,7 @@ class Option:
     low_open: bool = False
     choices: tuple[str, ...] = ()
     metavar: str | None = None
+    completes: Literal["target", "model", "suite", ""] = ""  # the registry's names a shell completes it with
 
     @property
     def cli_flag(self) -> str:
@@ -146,12 +147,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("config", Path, None, side="run",
            help="a TOML file of options (keys as the options' names), or a run folder or its `run.json` to repeat "
                 "that run; options given beside it override it (see *Configuration files*)"),
-    Option("suite", str, None,
+    Option("suite", str, None, completes="suite",
            help="a published protocol or other named study, e.g. `arithmetic-single-layer` (see `bench list "
                 "suites`); the other options override its settings"),
-    Option("targets", str, "all", help="`all` or a comma list of selectors `name` / `name[key=value,...]`, "
+    Option("targets", str, "all", completes="target", help="`all` or a comma list of selectors `name` / `name[key=value,...]`, "
                                        "e.g. `addition,weighted_sum[n=10]`"),
-    Option("models", str, "default",
+    Option("models", str, "default", completes="model",
            help="`default` (linear, mlp, mlp_tanh), `all`, or a comma list of selectors, e.g. `linear,mlp[width=128]`"),
     Option("seeds", int, 5, low=1, high=10_000, help="seeds 0..N-1, trained together per cell; each gets its own "
                                                      "data and initialisation", metavar="N"),

@@ -24,9 +24,19 @@ Layout of ``reports/<run-id>/`` (schema version 2):
   predictions along the diagonal through the training domain's centre
   (`benchmark.domains.diagonal_line`), for the report's prediction curves
 - ``run.json``: configuration, targets and models, versions, machine, times
-- ``cells/<cell-id>/``: the same tables for one cell; a cell folder
-  appears in one rename once all of it is written, so a killed run leaves
-  either a whole cell or none, and the next run skips what is there.
+- ``cells/<cell-id>/``: the same tables for one cell, and ``model.bin``,
+  its trained members (every seed's), which `benchmark.predict` asks for
+  new points: for a torch family its stacked ``state_dict`` as `torch.save`
+  writes it (read back with ``weights_only``, so loading runs no code), for
+  a scikit-learn family its estimators in skops' format (no pickle; only
+  scikit-learn's, numpy's and scipy's types are built). Sizes, measured for
+  `addition` with 5 seeds and 1000 samples: 1.8 KB for the linear unit,
+  1.6 KB for the NAU, 91 KB for the default MLP; a polynomial ridge 5 KB,
+  k-nearest neighbours 94 KB (its training set), gradient boosting 2.2 MB,
+  a random forest of 100 trees 10.7 MB, a Gaussian process 19.5 MB (its
+  1000 x 1000 Cholesky factor per seed). A cell folder appears in one
+  rename once all of it is written, so a killed run leaves either a whole
+  cell or none, and the next run skips what is there.
 """
 
 from __future__ import annotations
@@ -51,6 +61,8 @@ SCHEMA_VERSION = 2
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 TABLES = ("results", "probes", "params", "formulas", "curves", "evaluations", "lines", "linearity")
+#: A cell's trained members, as its family saves them (`benchmark.model.Model.state`).
+MODEL_FILE = "model.bin"
 PARTIAL = ".partial"
 #: The file every command that writes into a run folder holds locked while it does.
 LOCK = ".lock"
@@ -164,6 +176,8 @@ class RunStore:
                 staging.chmod(0o777 & ~_UMASK)
                 for table in TABLES:
                     getattr(result, table).to_parquet(staging / f"{table}.parquet", index=False)
+                if result.model_state is not None:
+                    (staging / MODEL_FILE).write_bytes(result.model_state)
                 if final.exists():  # recomputed with --force: the new result replaces the old
                     shutil.rmtree(final)
                 staging.rename(final)

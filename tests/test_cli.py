@@ -1,16 +1,20 @@
 """The command line: help, listings, summaries, and one-line errors for bad input."""
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import assert_one_line_error
+
+from benchmark.cli import cli
 
 
 def test_help_on_every_command(bench):
-    for command in ([], ["run"], ["list"], ["report"], ["merge"], ["compare"]):
+    for command in ([], ["run"], ["list"], ["report"], ["merge"], ["compare"], ["predict"]):
         result = bench(*command, "--help")
         assert result.exit_code == 0
         assert "Usage:" in result.stdout
@@ -146,3 +150,33 @@ def test_installed_console_script(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: unknown target 'xyzzy'; known: abs, addition,"), lines
     version = subprocess.run([bench, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "funcbench" in version.stdout
+
+
+def test_the_article_run_ends_with_its_headline_the_weights_and_the_answer_for_9_90(bench):
+    article = Path(__file__).parents[1] / "examples" / "article.toml"
+    result = bench("run", "--config", str(article), "--seeds", "3")
+    assert result.exit_code == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("addition: linear learned")]
+    weights = re.search(r"weight\[a\] (\S+), weight\[b\] (\S+), bias (\S+) \(exact: 1, 1, bias 0\)", line)
+    assert weights and all(abs(float(w) - 1) < 1e-4 for w in weights.groups()[:2]), line
+    answer = re.search(r"at \(9, 90\) it answers (\S+) \(true 99\)", line)
+    assert answer and abs(float(answer.group(1)) - 99) < 0.01 and line.endswith("median over 3 seed(s)")
+    assert "learned" not in bench("run", "--targets", "product", "--models", "linear", "--seeds", "1", "--epochs", "2").stdout
+
+
+def complete(words: str) -> list[str]:
+    """What `bench`'s bash completion offers for the last of `words` (click's protocol, as the shell calls it)."""
+    env = {"_BENCH_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    result = CliRunner().invoke(cli, [], env=env, prog_name="bench")
+    return [line.split(",", 1)[1] for line in result.output.splitlines()]
+
+
+def test_shell_completion_offers_target_model_and_suite_names_plugins_included(tmp_path):
+    assert complete("bench run --targets add") == ["addition"]
+    assert complete("bench run --targets addition,sq") == ["addition,square", "addition,sqrt", "addition,sqrt_sum"]
+    assert set(complete("bench run --models mlp")) >= {"mlp", "mlp_tanh", "mlp_small"}
+    assert complete("bench run --suite arithmetic-st") == ["arithmetic-static", "arithmetic-static-published"]
+    plugin = tmp_path / "mine.py"
+    plugin.write_text("from benchmark import Box, near_and_far, target\nD = Box.cube(1, 0.0, 1.0)\n"
+                      "@target(domain=D, extrapolation=near_and_far(D), description='x')\ndef my_line(x):\n    return x\n")
+    assert complete(f"bench run --plugin {plugin} --targets my_") == ["my_line"]

@@ -72,3 +72,19 @@ def test_every_command_is_documented():
         assert f"bench {name}" in README, name
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
+
+
+def test_the_python_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+    """The *From Python* example, run: the same lines, its numbers to three digits (errors of 1e-14 are
+    float32's rounding, and equal only in being below 1e-9)."""
+    section = README[README.index("## From Python"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    number = r"-?\d+(?:\.\d+)?(?:e[-+]\d+)?"
+    assert re.sub(number, "#", printed) == re.sub(number, "#", shown)
+    for got, want in zip(re.findall(number, printed), re.findall(number, shown)):
+        got, want = float(got), float(want)
+        assert got == pytest.approx(want, rel=1e-3) or max(abs(got), abs(want)) < 1e-9, (got, want)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -58,6 +59,17 @@ class TorchEnsemble:
     def formulas(self) -> list[Expression | None]:
         read = getattr(self.module, "formulas", None)
         return read(self.inputs) if read else [None for _ in self.seeds]
+
+    def state(self) -> bytes:
+        """Every stacked parameter and buffer (`state_dict`), in torch's format, from the CPU."""
+        buffer = io.BytesIO()
+        torch.save({name: tensor.detach().cpu() for name, tensor in self.module.state_dict().items()}, buffer)
+        return buffer.getvalue()
+
+    def load_state(self, data: bytes) -> None:
+        # weights_only: tensors and plain containers only, so a run folder from elsewhere runs no code here.
+        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
+        self.module.load_state_dict(state)
 
     def members(self, index: slice, inputs: tuple[str, ...]) -> TorchEnsemble:
         # Every parameter and buffer is stacked along its first axis (checked

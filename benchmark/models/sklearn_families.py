@@ -15,15 +15,21 @@ import copy
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+from zipfile import ZIP_DEFLATED
 
 import numpy as np
 
+from ..errors import FuncbenchError
 from ..model import Model, ModelSpec, TrainingData, TrainingLog, TrainSettings
 from ..registry import model_family
 from ..threads import worker_threads
 
 if TYPE_CHECKING:  # scikit-learn is imported when a family is selected, not by every `bench` command
     from sklearn.base import RegressorMixin
+
+
+#: The packages whose types a stored estimator may hold (`SklearnEnsemble.load_state`).
+TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
 
 
 class SklearnEnsemble:
@@ -70,6 +76,23 @@ class SklearnEnsemble:
 
     def formulas(self) -> list[None]:
         return [None for _ in self.seeds]
+
+    def state(self) -> bytes:
+        """The fitted estimators in skops' format: a zip of their arrays and parameters, no pickle."""
+        import skops.io
+
+        return skops.io.dumps(self.estimators, compression=ZIP_DEFLATED)
+
+    def load_state(self, data: bytes) -> None:
+        import skops.io
+
+        # skops builds only the types it is told to trust: those of scikit-learn, numpy and scipy.
+        untrusted = skops.io.get_untrusted_types(data=data)
+        if foreign := [name for name in untrusted if name.partition(".")[0] not in TRUSTED_PACKAGES]:
+            raise FuncbenchError(f"the stored model holds type(s) {', '.join(foreign)}, which are not "
+                                 f"scikit-learn's; it is not loaded")
+        self.estimators = skops.io.loads(data, trusted=untrusted)
+        self.fitted = True
 
     def members(self, index: slice, inputs: tuple[str, ...]) -> SklearnEnsemble:
         part = copy.copy(self)

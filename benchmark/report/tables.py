@@ -312,3 +312,30 @@ def formula_summary(formulas: pd.DataFrame) -> pd.DataFrame:
             "most common formula": group["formula"].value_counts().index[0],
         })
     return pd.DataFrame(rows)
+
+
+def learned_lines(meta: dict, tables: dict[str, pd.DataFrame], model: str | None) -> list[str]:
+    """The article's headline for each target with an exact linear solution that `model` ran on: the weights
+    it learned and its answers at the target's probes, each the median over its non-diverged seeds, the
+    true values beside them. Empty where the run has no such target or `model` has no readable weights."""
+    results, params, probes = tables["results"], tables["params"], tables["probes"]
+    ok = results.loc[(results["model"] == model) & (results["status"] == OK), ["target", "seed"]].drop_duplicates()
+    lines = []
+    for target in meta["targets"]:
+        seeds = ok.loc[ok["target"] == target["label"], "seed"]
+        if target["linear_solution"] is None or seeds.empty:
+            continue
+        mine = params[(params["target"] == target["label"]) & (params["model"] == model) & params["seed"].isin(seeds)]
+        weights = mine.groupby("parameter", sort=False)["value"].median()
+        if not len(weights):
+            continue
+        solution = target["linear_solution"]
+        wanted = [*(f"weight[{name}]" for name in target["inputs"]), "bias"]
+        learned = ", ".join(f"{name} {weights[name]:.6g}" for name in wanted if name in weights)
+        exact = ", ".join(f"{w:g}" for w in solution["weights"]) + f", bias {solution['bias']:g}"
+        line = f"{target['label']}: {model} learned {learned} (exact: {exact})"
+        answers = probes[(probes["target"] == target["label"]) & (probes["model"] == model) & probes["seed"].isin(seeds)]
+        for x, group in answers.groupby(answers["x"].map(tuple), sort=False):
+            line += f"; at {format_point(x)} it answers {group['y_pred'].median():.6g} (true {group['y_true'].iloc[0]:g})"
+        lines.append(line + f"; median over {len(seeds)} seed(s)")
+    return lines
