@@ -176,7 +176,7 @@ def _train_and_report(plan, config: RunConfig, store, side: Mapping[str, Any], o
         try:
             with terminate_as_interrupt(), workers:
                 outcome = train(plan, config, store, force=side["force"], batch_cells=side["cell_batching"],
-                                executor=workers, on_cell=advance, options=recorded, reference=reference,
+                                keep_models=side["keep_models"], executor=workers, on_cell=advance, options=recorded, reference=reference,
                                 headline=headline)
         except KeyboardInterrupt as stop:
             raise RunInterrupted(f"interrupted: finished cells are saved in {store.root}; run the same command "

@@ -132,7 +132,9 @@ class Model(Protocol):
       the family's spec has just built for the same inputs and seeds. A
       cell keeps them in its folder (``model.bin``), so that a run's models
       answer new points later without retraining (`benchmark.predict`); a
-      family without them keeps no models.
+      family without them keeps no models. A run folder may come from
+      elsewhere, so ``load_state`` refuses bytes it would have to run code
+      to rebuild, raising an error that says why in one line.
     """
 
     def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:

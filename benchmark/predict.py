@@ -38,9 +38,10 @@ def predict(run_dir: str | Path, target: str, model: str, x: Any, objects: Seque
     folder = run.path / "cells" / cell.id
     ensemble = cell.model.build(cell.target.inputs, cell.seeds, "cpu")
     if not (folder / MODEL_FILE).is_file() or not hasattr(ensemble, "load_state"):
-        raise FuncbenchError(f"cell {target} x {model} of '{run.path}' kept no trained model (a run made before "
-                             "funcbench 0.7, or a family that cannot save one); run it again with --force to keep it")
-    ensemble.load_state((folder / MODEL_FILE).read_bytes())
+        raise FuncbenchError(f"cell {target} x {model} of '{run.path}' kept no trained model (run with "
+                             "--no-keep-models, made before funcbench 0.7, or of a family that cannot save one); "
+                             "run it again with --force to keep it")
+    _load(ensemble, folder / MODEL_FILE, cell)
     # float32 inputs, as every split was scored: the answer at a probe point is the stored probe's.
     predicted = predict_everywhere(ensemble, points.astype(np.float32), len(cell.seeds))
     exact = points.astype(np.float32).astype(np.float64)
@@ -81,6 +82,18 @@ def _cell(run, target: str, model: str, objects: Sequence[Any]) -> Cell:
                              f"{stored_id}{now}: the target's or model's code, the settings or the libraries "
                              "changed); run the run again to retrain it")
     return cell
+
+
+def _load(ensemble, path: Path, cell: Cell) -> None:
+    """Put the stored members into the freshly built `ensemble`, or say in one line why they cannot be."""
+    try:
+        ensemble.load_state(path.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - torch, skops and zipfile each say a damaged file their own way
+        text = str(exc).strip()
+        # Its first sentence: torch goes on for several about what a corrupted checkpoint may mean.
+        reason = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
+        raise FuncbenchError(f"the stored model of {cell.target.label} x {cell.model.label} ('{path}') does not "
+                             f"load: {reason}; run it again with --force to retrain it") from None
 
 
 def _points(x: Any, cell: Cell) -> np.ndarray:

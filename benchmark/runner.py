@@ -63,6 +63,7 @@ def execute(
     *,
     force: bool = False,
     batch_cells: bool = True,
+    keep_models: bool = True,
     executor: Executor | None = None,
     on_cell: Callable[[Cell, bool], None] = lambda cell, reused: None,
     options: Mapping[str, Any] | None = None,
@@ -73,7 +74,8 @@ def execute(
 
     With `batch_cells`, the cells of one model family on targets of the same
     input dimension and splits train as one ensemble (`train_cells`), which
-    gives the same numbers in fewer, larger steps. The `executor` (this
+    gives the same numbers in fewer, larger steps. With `keep_models`, each
+    cell's folder keeps its trained members (`benchmark.predict`). The `executor` (this
     process alone by default) runs those ensembles, wherever it runs them;
     the numbers are the same. A task the executor gives up on is a problem,
     and the rest of the run completes. `options`, the command's options as a
@@ -126,7 +128,7 @@ def execute(
             cells = (_PLANS[source.key][cell_id] for cell_id, _ in outcome.finished)
             log.debug("trained " + ", ".join(f"{c.target.label} x {c.model.label}" for c in cells))
         for cell_id, result in outcome.finished:
-            store.write_cell(cell_id, result)
+            store.write_cell(cell_id, result if keep_models else replace(result, model_state=None))
             results[cell_id] = result
             trained += 1
             on_cell(_PLANS[source.key][cell_id], False)
@@ -369,6 +371,8 @@ def run_metadata(
         "finished": finished.isoformat() if finished else None,
         "duration_seconds": (finished - started).total_seconds() if finished else None,
         "targets": [t.describe() for t in plan.targets],
+        # Which cell folders are this run's: a partial run is read from them alone (`benchmark.runs`).
+        "cells": [cell.id for cell in plan.cells],
         "models": [
             {"label": c.model.label, "name": c.model.name, "params": dict(c.model.params),
              "description": c.model.description, "learning_rate": c.settings.learning_rate}

@@ -87,10 +87,12 @@ class Run:
                                      "run its `bench run` command again to rebuild it from its cells") from None
         parts = []
         store = RunStore(self.path)
-        for folder in sorted(store.cells.iterdir()) if store.cells.is_dir() else []:
-            if folder.is_dir() and not folder.name.startswith("."):
+        # The run's own cells, as its run.json lists them (one from before 0.7 lists none: every folder).
+        listed = self.meta.get("cells") or sorted(p.name for p in store.cells.glob("[!.]*") if p.is_dir())
+        for cell_id in listed:
+            if store.has_cell(cell_id):
                 try:
-                    parts.append(store.read_cell(folder.name))
+                    parts.append(store.read_cell(cell_id))
                 except IncompleteCell:
                     continue  # half-written by a killed run: not a result
         # Every table at once: a partial run's cells are read whole anyway.

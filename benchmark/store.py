@@ -28,13 +28,11 @@ Layout of ``reports/<run-id>/`` (schema version 2):
   its trained members (every seed's), which `benchmark.predict` asks for
   new points: for a torch family its stacked ``state_dict`` as `torch.save`
   writes it (read back with ``weights_only``, so loading runs no code), for
-  a scikit-learn family its estimators in skops' format (no pickle; only
-  scikit-learn's, numpy's and scipy's types are built). Sizes, measured for
-  `addition` with 5 seeds and 1000 samples: 1.8 KB for the linear unit,
-  1.6 KB for the NAU, 91 KB for the default MLP; a polynomial ridge 5 KB,
-  k-nearest neighbours 94 KB (its training set), gradient boosting 2.2 MB,
-  a random forest of 100 trees 10.7 MB, a Gaussian process 19.5 MB (its
-  1000 x 1000 Cholesky factor per seed). A cell folder appears in one
+  a scikit-learn family its estimators in skops' format, a deflated zip
+  (no pickle; only scikit-learn's, numpy's and scipy's types are built; a
+  Gaussian process is kept without its Cholesky factor, n x n floats a
+  seed, which loading computes again; the README's *The run folder*
+  gives their sizes). A cell folder appears in one
   rename once all of it is written, so a killed run leaves either a whole
   cell or none, and the next run skips what is there.
 """

@@ -1,6 +1,8 @@
 """funcbench from Python: `benchmark.run` and `benchmark.load` against the command line, and the `Run` they give."""
 
 import re
+import shutil
+import time
 from dataclasses import fields
 
 import pandas as pd
@@ -155,6 +157,8 @@ def test_ctrl_c_keeps_the_finished_cells_and_raises_keyboard_interrupt(tmp_path,
         benchmark.run(**SMALL, jobs=1, cell_batching=False, out=tmp_path, quiet=True)
     assert isinstance(stop.value, RunInterrupted) and "finished cells are saved in" in str(stop.value)
     [folder] = tmp_path.glob("run-*")
+    [finished] = (folder / "cells").iterdir()
+    shutil.copytree(finished, folder / "cells" / "0123456789abcdef")  # a folder run.json does not list: not read
     partial = benchmark.load(folder)
     assert not partial.finished and "not finished" in repr(partial)
     assert partial.results["target"].unique().tolist() == ["addition"]  # the one cell written
@@ -194,3 +198,31 @@ def test_every_option_is_a_keyword_of_run():
         assert option.name in BY_NAME and unknown not in option.spellings
     with pytest.raises(benchmark.FuncbenchError, match="unknown keyword argument 'not_an_option'"):
         benchmark.run(not_an_option=1)
+
+
+def test_interrupting_a_jupyter_kernel_stops_the_run_and_keeps_its_cells(tmp_path):
+    """Jupyter's *interrupt* (SIGINT to the kernel) during a run: RunInterrupted, finished cells kept, resumable."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        client.execute_interactive("import benchmark", timeout=60)
+        code = ("r = benchmark.run(targets='addition,product,square,sine', models='mlp', seeds=2, epochs=400, "
+                "jobs=1, cell_batching=False, quiet=True)")
+        message_id = client.execute(code)
+        cells = tmp_path / "reports"
+        deadline = time.monotonic() + 300
+        while not list(cells.glob("run-*/cells/[!.]*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        manager.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=120)
+        while reply["parent_header"].get("msg_id") != message_id:
+            reply = client.get_shell_msg(timeout=120)
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "RunInterrupted"
+        assert "finished cells are saved in" in reply["content"]["evalue"]
+        [folder] = cells.glob("run-*")
+        kept = benchmark.load(folder)
+        assert not kept.finished and 1 <= kept.results["target"].nunique() < 4
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

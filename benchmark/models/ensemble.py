@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import io
+import pickle
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import FuncbenchError
 from ..formula import Expression
 from ..model import TrainingData, TrainingLog, TrainSettings
 from ..train.batches import epoch_batches, evaluate_in_chunks, step_batches
@@ -68,7 +70,11 @@ class TorchEnsemble:
 
     def load_state(self, data: bytes) -> None:
         # weights_only: tensors and plain containers only, so a run folder from elsewhere runs no code here.
-        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
+        try:
+            state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
+        except pickle.UnpicklingError:  # torch's own message suggests loading it unsafely: not advice to pass on
+            raise FuncbenchError("it is not tensors alone (damaged, or holding other objects), and loading it "
+                                 "otherwise could run code") from None
         self.module.load_state_dict(state)
 
     def members(self, index: slice, inputs: tuple[str, ...]) -> TorchEnsemble:
