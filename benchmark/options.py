@@ -197,8 +197,7 @@ OPTIONS: tuple[Option, ...] = (
                 "numbers, in fewer, larger steps); off, every cell trains on its own"),
     Option("keep_models", bool, True, side="run", negative="--no-keep-models",
            help="keep each cell's trained models in its folder, to ask them new points later (`bench predict`); "
-                "a few KB to 100 KB a cell for the torch families, up to 20 MB for a random forest or a Gaussian "
-                "process"),
+                "a few KB to 100 KB a cell for the torch families, up to 11 MB for a random forest"),
     Option("jobs", int, 0, side="run", low=0, high=10_000, metavar="N", default_text="0: one per core",
            help="worker processes training cells in parallel on this machine, each with an equal share of the cores "
                 "(never more than there are ensembles to train; with `--device cuda` one by default; with "
