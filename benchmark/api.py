@@ -82,17 +82,20 @@ def run(targets: str | Sequence[str] | None = None, models: str | Sequence[str] 
     given = {"targets": targets, "models": models, "seeds": seeds, "suite": suite, **options}
     settings = checked_settings({k: v for k, v in given.items() if v is not None}, CALLER, names="python")
     if strings:
+        if "plugins" in settings:
+            raise FuncbenchError(f"{CALLER}: 'plugin' and 'plugins' set the same option; keep one")
         settings["plugins"] = BY_NAME["plugins"].checked(strings, f"{CALLER}: 'plugins'")
     values = {**(file_settings(config) if config is not None else {}), **settings}
     with _output(values.pop("quiet", False), values.pop("verbose", False)):
-        return execute(values, objects, progress=True).run
+        return execute(values, objects).run
 
 
 def load(path: str | Path, plugins: Iterable[Any] = ()):
     """The run folder at `path` (or its run.json), finished or not, as a `Run`.
 
-    `plugins` are needed only to `predict` with targets or models that were defined in a notebook:
-    give them again, as objects; plugin files and modules are found from the run's record.
+    `plugins` are needed only to `predict` with targets or models that `run` was given as objects (defined in
+    a notebook, or a module passed itself): give them again; plugins named by a path or a module name are
+    found from the run's record.
     """
     from .runs import Run
 
@@ -105,11 +108,11 @@ def file_settings(path: str | Path) -> dict[str, Any]:
     return checked_settings(raw, source)
 
 
-def execute(values: Mapping[str, Any], objects: Sequence[Any] = (), progress: bool = True) -> Finished:
+def execute(values: Mapping[str, Any], objects: Sequence[Any] = ()) -> Finished:
     """``bench run`` and `run` alike: the options (`benchmark.options` names) in, a trained and reported run out.
 
-    Options absent from `values` take their defaults; a config option given as None is unset (the
-    suite's, or the family's, value then holds). `objects` are entries or modules defined in the caller's
+    Options absent from `values`, or None, take their defaults (for what the run computes: the suite's, or
+    the family's, value). `objects` are entries or modules defined in the caller's
     session (`run`'s `plugins`). Raises `FuncbenchError` for bad input, before anything runs, and
     `RunInterrupted` when stopped.
     """
@@ -139,22 +142,22 @@ def execute(values: Mapping[str, Any], objects: Sequence[Any] = (), progress: bo
     try:
         plan = build_plan(registry, config)
     except FuncbenchError:
-        _warn(registry.problems)  # a plugin that failed to import may explain the error
+        warn(registry.problems)  # a plugin that failed to import may explain the error
         raise
     # Problems of entries this run does not select are warnings; the plan's own are said below, and counted.
-    _warn([p for p in registry.problems if p not in plan.problems])
-    _warn(setting_warnings(config, plan))
+    warn([p for p in registry.problems if p not in plan.problems])
+    warn(setting_warnings(config, plan))
     out = Path(side["out"])
     store = RunStore.open(out / run_folder(side["run_id"], config))
     recorded = recorded_options({**asdict(config), **{k: v for k, v in side.items() if k not in ("force", "replace")}})
     with store.locked():
         store.claim(asdict(config), side["replace"])
-        return _train_and_report(plan, config, store, side, objects, progress, recorded,
+        return _train_and_report(plan, config, store, side, objects, recorded,
                                  reference=suite_reference(registry, config), headline=run_headline(registry, config))
 
 
 def _train_and_report(plan, config: RunConfig, store, side: Mapping[str, Any], objects: Sequence[Any],
-                      progress: bool, recorded: dict, reference: dict | None, headline: dict) -> Finished:
+                      recorded: dict, reference: dict | None, headline: dict) -> Finished:
     """The run once its folder is held: train, write the tables and the report."""
     from .executors import DaskExecutor, LocalExecutor
     from .report import write_report
@@ -163,7 +166,7 @@ def _train_and_report(plan, config: RunConfig, store, side: Mapping[str, Any], o
     from .runs import Run
     from .threads import usable_cores
 
-    _warn(plan.problems)
+    warn(plan.problems)
     # On a GPU, one process drives it by default; more would each hold their own context on it.
     processes = side["jobs"] or (usable_cores() if config.device == "cpu" else 1)
     local = side["executor"] != "dask" and side["scheduler"] is None  # a Dask worker holds its ensembles on its own machine
@@ -172,7 +175,7 @@ def _train_and_report(plan, config: RunConfig, store, side: Mapping[str, Any], o
     workers = DaskExecutor(side["scheduler"], processes) if not local else LocalExecutor(processes)
     log.debug(f"{len(plan.cells)} cells ({len(plan.targets)} targets x {len(plan.models)} models) into {store.root}")
     with progress_bar(len(plan.cells), f"training ({config.seeds} seeds per cell)",
-                      enabled=progress and log.isEnabledFor(logging.INFO)) as advance:
+                      enabled=log.isEnabledFor(logging.INFO)) as advance:
         try:
             with terminate_as_interrupt(), workers:
                 outcome = train(plan, config, store, force=side["force"], batch_cells=side["cell_batching"],
@@ -180,8 +183,8 @@ def _train_and_report(plan, config: RunConfig, store, side: Mapping[str, Any], o
                                 headline=headline)
         except KeyboardInterrupt as stop:
             raise RunInterrupted(f"interrupted: finished cells are saved in {store.root}; run the same command "
-                                 "again to resume", _signal_of(stop)) from None
-    _warn(outcome.problems)
+                                 "again to resume", signal_of(stop)) from None
+    warn(outcome.problems)
     finished = Run.open(store.root, objects=objects)
     report_start = time.perf_counter()
     try:
@@ -189,15 +192,20 @@ def _train_and_report(plan, config: RunConfig, store, side: Mapping[str, Any], o
             write_report(store.root, finished.meta, finished.tables(), pdf=side["pdf"])
     except KeyboardInterrupt as stop:
         raise RunInterrupted(f"interrupted while drawing the report: the run is finished and its tables are saved in "
-                             f"{store.root}; run `bench report {store.root}` to draw it", _signal_of(stop)) from None
+                             f"{store.root}; run `bench report {store.root}` to draw it", signal_of(stop)) from None
     return Finished(finished, len(plan.cells), outcome.trained, outcome.reused, outcome.seconds,
                     time.perf_counter() - report_start, plan.problems + outcome.problems)
 
 
 @contextlib.contextmanager
 def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
-    """A bar of cells done, on stderr or as a Jupyter widget; yields the callback that advances it."""
-    bar = _bar_class()(total=total, unit="cell", desc=description, disable=True if not enabled else None,
+    """A bar of cells done, on stderr or as a Jupyter widget; yields the callback that advances it.
+
+    On a terminal it shows; elsewhere (stderr a file or a pipe) tqdm leaves it out, except in a Jupyter
+    kernel, whose stderr is never a terminal but is read by a person.
+    """
+    shown = (True if "ipykernel" in sys.modules else None) if enabled else False
+    bar = _bar_class()(total=total, unit="cell", desc=description, disable=None if shown is None else not shown,
                        file=sys.stderr)
 
     def advance(cell, reused: bool) -> None:
@@ -242,7 +250,8 @@ def terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def _signal_of(stop: KeyboardInterrupt) -> int:
+def signal_of(stop: KeyboardInterrupt) -> int:
+    """The signal that stopped a run: SIGTERM where `terminate_as_interrupt` turned one into the interrupt."""
     return stop.args[0] if stop.args and isinstance(stop.args[0], int) else signal.SIGINT
 
 
@@ -294,7 +303,8 @@ def _split_plugins(plugins: Iterable[Any]) -> tuple[list[str], list[Any]]:
     return strings, objects
 
 
-def _warn(problems: Iterable[str]) -> None:
+def warn(problems: Iterable[str]) -> None:
+    """Each problem as a warning of the logger 'benchmark' (a `warning:` line from `bench`)."""
     for problem in problems:
         log.warning(problem)
 

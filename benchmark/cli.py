@@ -11,7 +11,6 @@ import contextlib
 import functools
 import logging
 import shutil
-import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -20,9 +19,9 @@ import click
 from click.shell_completion import CompletionItem
 
 from . import __version__
-from .api import file_settings
+from .api import file_settings, warn
 from .errors import PROBLEMS_EXIT, FuncbenchError, ResourceError, describe_exception
-from .options import BY_NAME, OPTIONS, Option, plain
+from .options import BY_NAME, OPTIONS, Option, check_value, plain
 
 log = logging.getLogger("benchmark")
 
@@ -90,7 +89,7 @@ def click_option(option: Option):
         if option.completes:
             settings["shell_complete"] = _complete_names(option.completes)
         if option.side != "config" and (option.low is not None or option.high is not None):
-            settings["callback"] = lambda ctx, param, value: None if value is None else _in_range(option, value)
+            settings["callback"] = lambda ctx, param, value: check_value(option.name, value)
     return click.option(*declarations, option.name, **settings)
 
 
@@ -114,12 +113,6 @@ def _complete_names(kind: str):
         return [CompletionItem(done + comma + name) for name in names if name.startswith(last)]
 
     return complete
-
-
-def _in_range(option: Option, value):
-    if problem := option.problem(value):
-        raise FuncbenchError(f"{option.cli_flag} {problem}")
-    return value
 
 
 def _sentence(text: str) -> str:
@@ -221,7 +214,7 @@ def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tupl
         click.echo(_entry_table(entries))
         footnote = "* not part of '--targets all': select it by name or through a suite. " if kind == "target" else ""
         click.echo(f"\n{footnote}'bench list {what} NAME' shows one in full, '--details' all of them.")
-    _warn(registry.problems)
+    warn(registry.problems)
     if registry.problems:
         sys.exit(1)
 
@@ -235,14 +228,14 @@ def list_entries(what: str, names: tuple[str, ...], details: bool, plugins: tupl
 @verbosity
 def report(run_dir: Path, out: Path | None, pdf: bool) -> None:
     """Rebuild RUN_DIR/index.html (or OUT/index.html) from the stored results, without retraining."""
-    from .api import load, terminate_as_interrupt
+    from .api import load, signal_of, terminate_as_interrupt
 
     try:
         with terminate_as_interrupt():
             index = load(run_dir).report(out, pdf=pdf)
     except KeyboardInterrupt as stop:
         click.echo("interrupted: the previous report, if any, is left whole; run the same command again", err=True)
-        sys.exit(128 + (stop.args[0] if stop.args else signal.SIGINT))
+        sys.exit(128 + signal_of(stop))
     click.echo(f"report: {index}")
 
 
@@ -262,7 +255,10 @@ def predict(run_dir: Path, points: tuple[str, ...], target: str, model: str) -> 
     from .api import load
 
     answers = load(run_dir).predict(target, model, [_point(text) for text in points])
-    click.echo(_text_table(answers))
+    # Answers to read, not errors spanning orders of magnitude: eight digits, as float32 holds about seven.
+    for column in ("y_pred", "y_true"):
+        answers[column] = [f"{v:.8g}" for v in answers[column]]
+    click.echo(_text_table(answers, right=("y_pred", "y_true")))
 
 
 def _point(text: str) -> list[float]:
@@ -338,11 +334,6 @@ def compare(run_a: Path, run_b: Path, metric: str, fail_above: float | None, flo
     if fail_above is not None and comparison.count(WORSE):
         click.echo(f"error: {comparison.count(WORSE)} error(s) grew by more than {fail_above:g}x", err=True)
         sys.exit(1)
-
-
-def _warn(problems: list[str]) -> None:
-    for problem in problems:
-        log.warning(problem)
 
 
 def _describe_entry(entry, registry) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 from .errors import FuncbenchError
 from .fingerprint import stable_hash
-from .options import BY_NAME, CONFIG_OPTIONS, check_config_value
+from .options import BY_NAME, CONFIG_OPTIONS, check_value
 
 #: What `bench run` trains when no --models is given.
 DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
@@ -82,7 +82,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         for option in CONFIG_OPTIONS:  # the ranges and choices of `benchmark.options`, in the command line's words
-            check_config_value(option.name, getattr(self, option.name))
+            check_value(option.name, getattr(self, option.name))
         if self.reg_start is not None and self.reg_end is not None and not 0 <= self.reg_start <= self.reg_end:
             raise FuncbenchError(f"need 0 <= --reg-start <= --reg-end, got {self.reg_start} and {self.reg_end}")
 

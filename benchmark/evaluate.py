@@ -18,6 +18,7 @@ import pandas as pd
 from .checks import evaluate_target
 from .data import Split
 from .domains import diagonal_line, reach
+from .errors import ModelError, describe_exception
 from .formula import is_exact
 from .train import TrainedCell
 
@@ -104,8 +105,10 @@ def _true_value_at(target, point: np.ndarray) -> float:
         return np.nan
 
 
-def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.DataFrame | None = None) -> CellResult:
-    """Score a trained cell. `thresholds` (seed, split, threshold) are the success thresholds, if the target has them."""
+def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.DataFrame | None = None,
+                  keep_model: bool = True) -> CellResult:
+    """Score a trained cell. `thresholds` (seed, split, threshold) are the success thresholds, if the target has them;
+    with `keep_model`, the result carries the trained members too, where the family can save them."""
     cell, model, log = trained.cell, trained.model, trained.log
     seeds = np.asarray(cell.seeds)
     ids = {"target": cell.target.label, "model": cell.model.label}
@@ -175,9 +178,20 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
         ignore_index=True,
     )
     linearity = pd.DataFrame({**ids, "seed": seeds, **extrapolation_linearity(model, cell.target, len(seeds))})
-    state = model.state() if hasattr(model, "state") else None
+    state = _saved(model) if keep_model else None
     return CellResult(pd.concat(results, ignore_index=True), probes, params, curves, lines, evaluations,
                       formula_table(ids, cell, model, splits), linearity, state)
+
+
+def _saved(model) -> bytes | None:
+    """The members as the family saves them (`Model.state`), None where it cannot; its failure is the family's."""
+    save = getattr(model, "state", None)
+    if not callable(save):
+        return None
+    try:
+        return save()
+    except Exception as exc:  # noqa: BLE001 - a plugin's model may raise anything
+        raise ModelError(f"its state() raised {describe_exception(exc)}") from exc
 
 
 def extrapolation_linearity(model, target, seeds: int) -> dict[str, np.ndarray]:

@@ -132,6 +132,7 @@ def _merged_meta(runs: list[_Run], tables: dict[str, pd.DataFrame]) -> dict:
         "duration_seconds": sum(run.meta["duration_seconds"] or 0 for run in runs),
         "targets": targets,
         "models": models,
+        "cells": sorted(tables["results"]["cell"].unique().tolist()),
         "problems": [p for run in runs for p in run.meta.get("problems", [])],
         # A pair one run failed on and another trained is no failure of the merged run.
         "failed_cells": [c for run in runs for c in run.meta.get("failed_cells", [])

@@ -247,20 +247,19 @@ def checked_settings(settings: Mapping[str, Any], source: str,
         if names == "python":
             # Out of range, the line the command line prints: `RunConfig` says it for what a run computes.
             value = option.checked(value, f"{source}: '{key}'", within=False)
-            if option.side != "config" and (problem := option.problem(value)):
-                raise FuncbenchError(f"{option.cli_flag} {problem}")
-            chosen[option.name] = value
+            chosen[option.name] = value if option.side == "config" else check_value(option.name, value)
         else:
             chosen[option.name] = option.checked(value, f"{source}: '{key}'")
         given_as[option.name] = str(key)
     return chosen
 
 
-def check_config_value(name: str, value: Any) -> None:
-    """A `RunConfig` field's value within its option's range, or a one-line error in the command line's words."""
+def check_value(name: str, value: Any) -> Any:
+    """`value` within option `name`'s range and choices, or a one-line error in the command line's words."""
     option = BY_NAME[name]
     if value is not None and (problem := option.problem(value)):
         raise FuncbenchError(f"{option.cli_flag} {problem}")
+    return value
 
 
 def options_table() -> str:

@@ -14,6 +14,7 @@ process find the plan already built), and draws their samples itself.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import platform
@@ -94,7 +95,9 @@ def execute(
         recorded["reference"] = dict(reference)
     if headline is not None:
         recorded["headline"] = dict(headline)
-    if not (store.root / "run.json").exists():  # a run.json from before stays readable until this run's replaces it
+    # A finished run.json from before stays readable until this run's replaces it; an unfinished one is this
+    # run's, rewritten so that its list of cells is this code's (`benchmark.runs` reads a partial run by it).
+    if not _finished_before(store):
         store.write_json("run.json", {**run_metadata(plan, config, started, None, problems), **recorded})
     results: dict[str, CellResult] = {}
     pending: dict[Target, list[Cell]] = {}
@@ -115,7 +118,7 @@ def execute(
     failed: set[str] = set()
     work = layout(pending, config, batch_cells)
     ensembles = sum(len(group) for _, group in work)
-    for outcome in executor.run(train_group, _group_tasks(work, source), ensembles):
+    for outcome in executor.run(train_group, _group_tasks(work, source, keep_models), ensembles):
         if isinstance(outcome, TaskFailed):
             cells = [_PLANS[source.key][cell_id] for cell_id in outcome.task.cell_ids]
             names = ", ".join(f"{c.target.label} x {c.model.label}" for c in cells)
@@ -128,7 +131,7 @@ def execute(
             cells = (_PLANS[source.key][cell_id] for cell_id, _ in outcome.finished)
             log.debug("trained " + ", ".join(f"{c.target.label} x {c.model.label}" for c in cells))
         for cell_id, result in outcome.finished:
-            store.write_cell(cell_id, result if keep_models else replace(result, model_state=None))
+            store.write_cell(cell_id, result)
             results[cell_id] = result
             trained += 1
             on_cell(_PLANS[source.key][cell_id], False)
@@ -212,6 +215,7 @@ class GroupTask:
 
     source: PlanSource
     cell_ids: tuple[str, ...]
+    keep_models: bool = True  # whether each cell's trained members go with its tables (`Model.state`)
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,7 @@ def train_group(task: GroupTask) -> GroupOutcome:
         for trained_cell in trained_cells:
             splits, thresholds = prepared[trained_cell.cell.target.label]
             try:
-                result = evaluate_cell(trained_cell, splits, thresholds)
+                result = evaluate_cell(trained_cell, splits, thresholds, keep_model=task.keep_models)
             except ModelError as exc:  # a plugin's formula or readable_parameters hook: say whose
                 raise ModelError.of(trained_cell.cell.model, exc) from exc
             finished.append((trained_cell.cell.id, result))
@@ -309,11 +313,20 @@ def _members(cells: list[Cell]) -> int:
     return sum(len(cell.seeds) for cell in cells)
 
 
-def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], source: PlanSource) -> Iterator[GroupTask]:
+def _group_tasks(work: list[tuple[list[Target], list[list[Cell]]]], source: PlanSource,
+                 keep_models: bool) -> Iterator[GroupTask]:
     """A task per ensemble, in the order of the batches of targets."""
     for _, ensembles in work:
         for cells in ensembles:
-            yield GroupTask(source, tuple(cell.id for cell in cells))
+            yield GroupTask(source, tuple(cell.id for cell in cells), keep_models)
+
+
+def _finished_before(store: RunStore) -> bool:
+    """Whether the folder's run.json is a finished run's (an unreadable one counts as not)."""
+    try:
+        return json.loads((store.root / "run.json").read_text(encoding="utf-8")).get("finished") is not None
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _chunks(cells: list[Cell]) -> Iterator[list[Cell]]:

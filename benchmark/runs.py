@@ -95,9 +95,10 @@ class Run:
                     parts.append(store.read_cell(cell_id))
                 except IncompleteCell:
                     continue  # half-written by a killed run: not a result
+        if not parts:
+            raise FuncbenchError(f"no cell of the run in '{self.path}' has finished yet; its tables are empty")
         # Every table at once: a partial run's cells are read whole anyway.
-        return {table: pd.concat([getattr(p, table) for p in parts], ignore_index=True) if parts else pd.DataFrame()
-                for table in TABLES}
+        return {table: pd.concat([getattr(p, table) for p in parts], ignore_index=True) for table in TABLES}
 
     results = property(lambda self: self.table("results"), doc="One row per (target, model, seed, split): the errors.")
     probes = property(lambda self: self.table("probes"), doc="Each seed's answer at the targets' probe points.")
@@ -122,7 +123,8 @@ class Run:
         return protocol_summary(self.results, self.evaluations, self.params)
 
     def report(self, out: str | Path | None = None, pdf: bool = False) -> Path:
-        """Write the HTML report (into the run folder, or `out`), or refresh it; return its index.html."""
+        """Write the HTML report (into the run folder, or `out`, the ``--out`` of ``bench report``), or refresh
+        it; return its index.html."""
         from .report import write_report
 
         meta, tables = read_run(self.path)  # a report is of a finished run
@@ -133,7 +135,7 @@ class Run:
                 return write_report(self.path, meta, tables, pdf=pdf)
         except OSError as exc:  # the lock file itself cannot be made: a read-only folder
             raise FuncbenchError(f"cannot write to '{self.path}': {exc.strerror.lower()}; "
-                                 "give out= (--out) to write the report elsewhere") from None
+                                 "give --out to write the report elsewhere") from None
 
     def compare(self, other: Run | str | Path, metric: str = "nmse", fail_above: float = 2.0,
                 floor: float | None = None) -> pd.DataFrame:
@@ -161,8 +163,10 @@ class Run:
         from .report.tables import cell_states, cell_summary
 
         head = f"<p><b>funcbench run</b> <code>{escape(str(self.path))}</code>: {escape(repr(self))}</p>"
-        if self.results.empty:
-            return head + "<p>No cell has finished yet.</p>"
+        try:
+            self.results
+        except FuncbenchError as nothing:
+            return f"{head}<p>{escape(str(nothing))}</p>"
         labels = [t["label"] for t in self.meta["targets"]]
         models = model_labels(self.meta, self.results)
         cells = cell_summary(self.results, self.linearity)

@@ -13,7 +13,7 @@ from test_cli import BAD_RUN_INPUT
 import benchmark
 from benchmark.api import RunInterrupted, execute
 from benchmark.config import RunConfig
-from benchmark.options import BY_NAME, CONFIG_OPTIONS, OPTIONS
+from benchmark.options import CONFIG_OPTIONS, OPTIONS
 from benchmark.store import RunStore
 
 SMALL = dict(targets="addition,product", models="linear", seeds=2, epochs=10)
@@ -161,6 +161,7 @@ def test_ctrl_c_keeps_the_finished_cells_and_raises_keyboard_interrupt(tmp_path,
     shutil.copytree(finished, folder / "cells" / "0123456789abcdef")  # a folder run.json does not list: not read
     partial = benchmark.load(folder)
     assert not partial.finished and "not finished" in repr(partial)
+    assert "not finished" in partial._repr_html_()
     assert partial.results["target"].unique().tolist() == ["addition"]  # the one cell written
     monkeypatch.setattr(RunStore, "write_cell", write_cell)
     done = execute({**SMALL, "jobs": 1, "cell_batching": False, "out": tmp_path})
@@ -192,12 +193,23 @@ def test_load_refuses_what_is_not_a_run_folder(tmp_path, bench):
 
 
 def test_every_option_is_a_keyword_of_run():
-    """`run` takes the declaration's options as keywords: none is left to the command line alone."""
-    unknown = "not-an-option"
+    """`run` takes each declared option as a keyword, by its name and its flag's spelling: none is left to the
+    command line alone."""
+    from pathlib import Path
+
+    from benchmark.options import checked_settings
+
+    samples = {int: 3, float: 0.5, bool: True, str: "text", Path: "somewhere", tuple: ["plugin.py"]}
     for option in OPTIONS:
-        assert option.name in BY_NAME and unknown not in option.spellings
+        if option.name == "config":  # a parameter of run() itself
+            continue
+        value = option.choices[0] if option.choices else samples[option.kind]
+        for spelling in option.spellings:
+            assert checked_settings({spelling: value}, "run()", names="python") == {option.name: value}
     with pytest.raises(benchmark.FuncbenchError, match="unknown keyword argument 'not_an_option'"):
         benchmark.run(not_an_option=1)
+    with pytest.raises(benchmark.FuncbenchError, match="'plugin' and 'plugins' set the same option"):
+        benchmark.run(plugin="a.py", plugins=["b.py"])
 
 
 def test_interrupting_a_jupyter_kernel_stops_the_run_and_keeps_its_cells(tmp_path):
@@ -226,3 +238,13 @@ def test_interrupting_a_jupyter_kernel_stops_the_run_and_keeps_its_cells(tmp_pat
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_a_partial_run_with_no_finished_cell_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(RunStore, "write_cell", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(RunInterrupted):
+        benchmark.run(**SMALL, jobs=1, out=tmp_path, quiet=True)
+    [folder] = tmp_path.glob("run-*")
+    with pytest.raises(benchmark.FuncbenchError, match="has finished yet"):
+        benchmark.load(folder).summary()
+    assert "has finished yet" in benchmark.load(folder)._repr_html_()

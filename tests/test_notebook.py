@@ -32,6 +32,10 @@ def test_the_quickstart_notebook_runs_and_answers_right(tmp_path):
     errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
     assert not errors, errors
     shown = {cell.source.strip(): cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
+    # The progress bar reached the reader: a kernel's stderr is no terminal, yet tqdm's bar is drawn there.
+    [article] = [outputs for source, outputs in shown.items() if source.startswith("article = ")]
+    progress = "".join(o.text for o in article if o.output_type == "stream")
+    assert "training (3 seeds per cell)" in progress and "1/1" in progress, progress
     inline = [o for o in shown["families"] if o.output_type == "execute_result"]
     assert inline and "<svg" in inline[0].data["text/html"] and "<table" in inline[0].data["text/html"]
     assert (tmp_path / "reports" / "notebook").is_dir()  # where the notebook said its runs go
