@@ -204,7 +204,7 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
     On a terminal it shows; elsewhere (stderr a file or a pipe) tqdm leaves it out, except in a Jupyter
     kernel, whose stderr is never a terminal but is read by a person.
     """
-    shown = (True if "ipykernel" in sys.modules else None) if enabled else False
+    shown = (True if _in_jupyter() else None) if enabled else False
     bar = _bar_class()(total=total, unit="cell", desc=description, disable=None if shown is None else not shown,
                        file=sys.stderr)
 
@@ -222,7 +222,7 @@ def _bar_class():
     """tqdm's notebook widget inside a Jupyter kernel that can show it, else its text bar."""
     from tqdm import tqdm
 
-    if "ipykernel" in sys.modules:
+    if _in_jupyter():
         try:
             import ipywidgets  # noqa: F401 - the widget needs it; without it, the text bar
             from tqdm.notebook import tqdm as widget
@@ -230,6 +230,11 @@ def _bar_class():
             return tqdm
         return widget
     return tqdm
+
+
+def _in_jupyter() -> bool:
+    """Whether stderr is a Jupyter kernel's: a process that merely imported ipykernel (a test's) is not in one."""
+    return type(sys.stderr).__module__.startswith("ipykernel")
 
 
 @contextlib.contextmanager

@@ -105,7 +105,7 @@ def test_a_task_carries_its_cells_ids_and_the_worker_draws_the_samples(monkeypat
     plan = build_plan(load_registry(), config)
     source = runner.PlanSource.of(config)
     pending = {t: [c for c in plan.cells if c.target is t] for t in plan.targets}
-    tasks = list(runner._group_tasks(runner.layout(pending, config, True), source))
+    tasks = list(runner._group_tasks(runner.layout(pending, config, True), source, keep_models=True))
     first = plan.cells[0]
     samples = sum(split.x.nbytes + split.y.nbytes
                   for split in sample_splits(first.target, first.seeds, first.samples, first.eval_samples))
