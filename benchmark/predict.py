@@ -25,14 +25,15 @@ from .plugins import add_objects, load_registry
 from .store import MODEL_FILE
 
 
-def predict(run_dir: str | Path, target: str, model: str, x: Any, objects: Sequence[Any] = ()) -> pd.DataFrame:
+def predict(run_dir: str | Path | Any, target: str, model: str, x: Any, objects: Sequence[Any] = ()) -> pd.DataFrame:
     """Every seed's prediction at points `x` ((n, d), or one point of d numbers) of the run's `model` trained on
     `target` (labels as the run has them): columns target, model, seed, one per input, y_pred, y_true (the
     target's value there; NaN where it is undefined). `objects` are entries defined in the caller's session
-    that the run used (`benchmark.run`'s `plugins`)."""
+    that the run used (`benchmark.run`'s `plugins`). `run_dir` may be the run already open, a `Run`, whose
+    run.json and results are then not read again."""
     from .runs import Run
 
-    run = Run.open(run_dir, objects)
+    run = run_dir if isinstance(run_dir, Run) else Run.open(run_dir, objects)
     cell = _cell(run, target, model, objects)
     points = _points(x, cell)
     folder = run.path / "cells" / cell.id

@@ -152,7 +152,7 @@ class Run:
         retraining: one row per (seed, point), with the target's true value beside it."""
         from .predict import predict
 
-        return predict(self.path, target, model, x, objects=self._objects)
+        return predict(self, target, model, x, objects=self._objects)
 
     def _repr_html_(self) -> str:
         """The headline table and the extrapolation heatmap, inline and self-contained, for Jupyter."""
