@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 #   make run TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: run test perf perf-pytest readme-figure clean
+.PHONY: run test perf perf-feynman perf-pytest readme-figure clean
 
 run: $(VENV)/.installed
 	$(BIN)/bench run --targets all
@@ -18,6 +18,9 @@ test: $(VENV)/.installed
 
 perf: $(VENV)/.installed
 	$(BIN)/python benchmarks/perf.py
+
+perf-feynman: $(VENV)/.installed
+	$(BIN)/python benchmarks/perf.py --only-feynman
 
 perf-pytest: $(VENV)/.installed
 	$(BIN)/python -m pytest benchmarks -o addopts= --benchmark-only

@@ -11,7 +11,7 @@ From a notebook or a script::
 
 The public API a plugin needs::
 
-    from benchmark import Box, Shell, near_and_far, target, target_family, suite   # targets and studies
+    from benchmark import Box, Shell, Restricted, near_and_far, target, target_family, suite   # targets and studies
     from benchmark import Reference                                               # a study's published results
     from benchmark import torch_model                                             # model families
 
@@ -25,7 +25,7 @@ its module and from the ``bench`` command.
 __version__ = "0.7.0"
 
 from .api import load, run  # noqa: E402
-from .domains import Ball, Box, Intervals, Shell, near_and_far  # noqa: E402
+from .domains import Ball, Box, Intervals, Restricted, Shell, near_and_far  # noqa: E402
 from .errors import FuncbenchError  # noqa: E402
 from .registry import (  # noqa: E402
     LinearSolution,
@@ -39,7 +39,7 @@ from .registry import (  # noqa: E402
 )
 
 __all__ = [
-    "Ball", "Box", "Intervals", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
+    "Ball", "Box", "Intervals", "Restricted", "Shell", "near_and_far", "LinearSolution", "Suite", "Target",
     "target", "target_family", "model_family", "preset", "suite", "torch_model", "Reference", "__version__",
     "run", "load", "Run", "FuncbenchError",
 ]

@@ -153,7 +153,7 @@ def execute(values: Mapping[str, Any], objects: Sequence[Any] = ()) -> Finished:
     with store.locked():
         store.claim(asdict(config), side["replace"])
         return _train_and_report(plan, config, store, side, objects, recorded,
-                                 reference=suite_reference(registry, config), headline=run_headline(registry, config))
+                                 reference=suite_reference(registry, config), headline=run_headline(registry, config, plan.targets))
 
 
 def _train_and_report(plan, config: RunConfig, store, side: Mapping[str, Any], objects: Sequence[Any],

@@ -344,17 +344,23 @@ def _describe_entry(entry, registry) -> str:
     lines = [f"{entry.name}{f'[{params}]' if params else ''}: {entry.description}"]
     lines += [f"    {p.name}: one of {', '.join(map(str, p.choices))}" for p in entry.parameters if p.choices]
     if entry.kind == "target":
-        try:
-            t = entry.create()
-        except Exception as exc:  # noqa: BLE001 - shown, not raised: the listing goes on
-            lines.append(f"    cannot be built with its defaults: {describe_exception(exc)}")
-        else:
-            lines.append(f"    inputs ({', '.join(t.inputs)}) trained on {t.domain.describe()}")
-            lines += [f"    extrapolation {name}: {region.describe()}" for name, region in t.extrapolation.items()]
+        members = entry.instances() if entry.instances is not None else [{}]
+        for values in members:
+            try:
+                t = entry.create(**values)
+            except Exception as exc:  # noqa: BLE001 - shown, not raised: the listing goes on
+                lines.append(f"    cannot be built with its defaults: {describe_exception(exc)}")
+                continue
+            indent = "    "
+            if entry.instances is not None:  # one member of many: its selector, then its details below it
+                lines.append(f"  {t.label}: {t.description}")
+                indent = "      "
+            lines.append(f"{indent}inputs ({', '.join(t.inputs)}) trained on {t.domain.describe()}")
+            lines += [f"{indent}extrapolation {name}: {region.describe()}" for name, region in t.extrapolation.items()]
             if t.probes:
-                lines.append(f"    probes: {', '.join(format_point(p) for p in t.probes)}")
+                lines.append(f"{indent}probes: {', '.join(format_point(p) for p in t.probes)}")
             if t.linear_solution is not None:
-                lines.append(f"    exact linear solution: {format_solution(t.describe()['linear_solution'])}")
+                lines.append(f"{indent}exact linear solution: {format_solution(t.describe()['linear_solution'])}")
     if entry.kind == "suite":
         made = entry.create()
         lines.append(f"    targets {made.targets}")

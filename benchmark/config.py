@@ -40,8 +40,8 @@ DEFAULT_MODELS = ("linear", "mlp", "mlp_tanh")
 #: article's single linear unit, which every other family is read against.
 REFERENCE_MODEL = "linear"
 #: What a report opens with: the reference family's verdict per target, the published success
-#: statistics, or the extrapolation linearity of the ReLU study.
-HEADLINES = ("verdict", "success", "linearity")
+#: statistics, the extrapolation linearity of the ReLU study, or the solution rates on formula targets.
+HEADLINES = ("verdict", "success", "linearity", "solutions")
 #: What a run.json's options leave out: --force and --replace act once, they do not describe the run;
 #: a suite's per-family settings come from the suite, which is recorded by name.
 NOT_RECORDED = ("force", "replace", "model_settings")

@@ -10,9 +10,9 @@ stated multiple of its size.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -350,6 +350,51 @@ class Intervals:
         if len(self.parts) > 1:
             union = f"({union})"
         return union if self.dim == 1 else f"{union}^{self.dim}"
+
+
+@dataclass(frozen=True, eq=False)
+class Restricted:
+    """The points of `region` where `keep` holds: an extrapolation region cut back where a target is undefined.
+
+    `keep` maps points (n, d) to a boolean mask; `rule` says in words what
+    it keeps, for the region's description. Sampled by rejection, which is
+    exact (uniform on what is kept) whatever share of `region` that is, so
+    long as it is not vanishingly small (`MIN_SHARE` of the draws).
+    """
+
+    region: Region
+    keep: Callable[[np.ndarray], np.ndarray]
+    rule: str
+
+    #: The smallest share of `region`'s draws a sample may keep before it is refused as empty.
+    MIN_SHARE: ClassVar[float] = 1e-4
+
+    @property
+    def dim(self) -> int:
+        return self.region.dim
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        chunks, have, drawn = [], 0, 0
+        chunk = max(n, 1024)
+        while have < n:
+            x = self.region.sample(chunk, rng)
+            drawn += len(x)
+            x = x[self.keep(x)]
+            chunks.append(x)
+            have += len(x)
+            if have < n and drawn >= 100 / self.MIN_SHARE and have < drawn * self.MIN_SHARE:
+                raise ValueError(f"region {self.describe()} keeps under {self.MIN_SHARE:.0e} of its draws")
+            chunk = min(16 * chunk, 1 << 20)
+        return np.concatenate(chunks)[:n]
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        return self.region.contains(x) & self.keep(x)
+
+    def bounds(self) -> Box:
+        return self.region.bounds()
+
+    def describe(self) -> str:
+        return f"{self.region.describe()} where {self.rule}"
 
 
 @dataclass(frozen=True, eq=False)

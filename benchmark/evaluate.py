@@ -19,7 +19,7 @@ from .checks import evaluate_target
 from .data import Split
 from .domains import diagonal_line, reach
 from .errors import ModelError, describe_exception
-from .formula import is_exact
+from .formula import is_exact, symbolic_solution
 from .train import TrainedCell
 
 #: Points along each target's diagonal line (see `domains.diagonal_line`).
@@ -32,6 +32,8 @@ LINEARITY_POINTS = 32
 
 OK = "ok"
 DIVERGED = "diverged"
+#: A seed its family could not train (`TrainedCell.failures`): left out of every median, like a diverged one.
+FAILED = "failed"
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +114,10 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
     cell, model, log = trained.cell, trained.model, trained.log
     seeds = np.asarray(cell.seeds)
     ids = {"target": cell.target.label, "model": cell.model.label}
-    status = np.where(trained.diverged, DIVERGED, OK)
+    failures = trained.failures or (None,) * len(seeds)
+    failed = np.array([reason is not None for reason in failures], dtype=bool)
+    status = np.where(failed, FAILED, np.where(trained.diverged, DIVERGED, OK))
+    error = [reason or "" for reason in failures]
 
     results = []
     for split in splits:
@@ -127,7 +132,8 @@ def evaluate_cell(trained: TrainedCell, splits: list[Split], thresholds: pd.Data
             pd.DataFrame(
                 {**ids, "seed": seeds, "split": split.name, "split_kind": split.kind, **metrics,
                  "initial_mse": initial, "threshold": threshold,
-                 "status": status, "kept_step": log.kept_step, "train_seconds": trained.seconds, "cell": cell.id}
+                 "status": status, "error": error, "kept_step": log.kept_step, "train_seconds": trained.seconds,
+                 "cell": cell.id}
             )
         )
 
@@ -240,14 +246,29 @@ def _line_r2(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(~np.isfinite(y).all(axis=-1), np.nan, np.where(flat, 1.0, r2))
 
 
+FORMULA_COLUMNS = ["target", "model", "seed", "formula", "exact", "symbolic_solution"]
+
+
 def formula_table(ids: dict, cell, model, splits: list[Split]) -> pd.DataFrame:
-    """Per seed: the learned formula, and whether, as printed, it is the target on every split."""
+    """Per seed: the learned formula, and whether it is the target, checked two ways.
+
+    `exact`: the formula as printed reproduces the target on every split
+    (numerically, `formula.is_exact`). `symbolic_solution`: where the target
+    is given as a formula, the two are the same expression once their
+    constants are rounded (sympy; SRBench's criterion, `formula.symbolic_solution`);
+    missing where the target is not a formula.
+    """
     rows = []
+    target = cell.target
     for s, (seed, expression) in enumerate(zip(cell.seeds, model.formulas())):
         if expression is None:
             continue
         x = np.concatenate([split.x[s, :FORMULA_CHECK_POINTS] for split in splits]).astype(np.float64)
         y = np.concatenate([split.y[s, :FORMULA_CHECK_POINTS] for split in splits])
-        rows.append({**ids, "seed": seed, "formula": expression.formula(cell.target.inputs),
-                     "exact": is_exact(expression, y, x)})
-    return pd.DataFrame(rows, columns=["target", "model", "seed", "formula", "exact"])
+        symbolic = pd.NA
+        if target.expression:
+            symbolic = symbolic_solution(expression, target.expression, target.inputs, x)
+        rows.append({**ids, "seed": seed, "formula": expression.formula(target.inputs),
+                     "exact": is_exact(expression, y, x), "symbolic_solution": symbolic})
+    table = pd.DataFrame(rows, columns=FORMULA_COLUMNS)
+    return table.astype({"exact": bool, "symbolic_solution": "boolean"})

@@ -120,7 +120,7 @@ class TrainingLog:
 class Model(Protocol):
     """What a family's ensemble does.
 
-    Three more methods are optional, and so not part of this protocol:
+    Four more methods are optional, and so not part of this protocol:
 
     - ``members(index: slice, inputs) -> Model``, the members at `index`
       alone, as a model for inputs named `inputs`. It lets the runner train
@@ -135,6 +135,10 @@ class Model(Protocol):
       family without them keeps no models. A run folder may come from
       elsewhere, so ``load_state`` refuses bytes it would have to run code
       to rebuild, raising an error that says why in one line.
+    - ``failures() -> list[str | None]``: per seed, after `fit`, None or
+      the one-line reason the family could not train that seed (a search
+      past its time limit). Such a seed is marked ``failed`` and left out
+      of every median; the other seeds are scored as usual.
     """
 
     def fit(self, data: TrainingData, settings: TrainSettings) -> TrainingLog:
@@ -152,6 +156,19 @@ class Model(Protocol):
     def formulas(self) -> list[Expression | None]:
         """Per seed, the learned function as a formula, where its parameters read as one."""
         ...
+
+
+def fitted_once_log(predict: Callable[[np.ndarray], np.ndarray], data: TrainingData, seeds: int) -> TrainingLog:
+    """The log of a family fitted in one go rather than by steps (scikit-learn's, the symbolic regressor):
+    one "step", its training MSE, and each monitored split's MSE after it; before it there was no model."""
+    y = data.y[:, :, 0]
+    untrained = np.full(seeds, np.nan)
+    with np.errstate(all="ignore"):  # a formula may overflow far outside its data: an infinite MSE, said as such
+        train_mse = ((predict(data.x)[:, :, 0] - y) ** 2).mean(axis=1)
+        monitored = {m.name: np.stack([untrained, ((predict(m.x) - m.y) ** 2).mean(axis=(1, 2))], axis=1)
+                     for m in data.monitor}
+    return TrainingLog(loss_steps=np.array([1]), loss=train_mse[:, None], steps=np.array([0, 1]),
+                       monitored=monitored, kept_step=np.ones(seeds, dtype=int))
 
 
 def layer_sizes(widths: Sequence[int], gates: int = 1) -> tuple[int, int]:

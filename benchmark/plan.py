@@ -9,6 +9,7 @@ setting, or edited code, is a new cell, never a stale reuse (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
@@ -83,10 +84,15 @@ def run_suite(registry: Registry, suite: str) -> Suite:
     return registry.entry("suite", selectors[0].name).create(**dict(selectors[0].params))
 
 
-def run_headline(registry: Registry, config: RunConfig) -> dict[str, str | None]:
-    """What the run's report leads with, as run.json records it: its suite's headline and reference family."""
+def run_headline(registry: Registry, config: RunConfig, targets: Sequence[Target] = ()) -> dict[str, str | None]:
+    """What the run's report leads with, as run.json records it: its suite's headline and reference family.
+
+    A run of no suite leads with the reference family's verdict, or, where every target is a formula
+    (`Target.expression`: the AI Feynman equations), with how often each family recovers it.
+    """
     if config.suite is None:
-        return {"section": "verdict", "reference_model": REFERENCE_MODEL}
+        formulas = bool(targets) and all(t.expression for t in targets)
+        return {"section": "solutions" if formulas else "verdict", "reference_model": REFERENCE_MODEL}
     chosen = run_suite(registry, config.suite)
     return {"section": chosen.headline, "reference_model": chosen.reference_model}
 

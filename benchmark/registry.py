@@ -70,6 +70,9 @@ class Target:
     #: For targets that differ per seed (the published subset tasks draw
     #: their subsets per seed): seed -> this target as that seed sees it.
     seeded: Callable[[int], Target] | None = None
+    #: The target as a formula of its inputs (Python syntax, numpy's names: `benchmark.formula.parse_formula`),
+    #: where it is one: a learned formula is then also checked against it symbolically.
+    expression: str = ""
     # Filled in by the registry: the entry's name, the parameters that made
     # this instance and the selector that names it (e.g. "weighted_sum[n=10]").
     name: str = ""
@@ -130,6 +133,8 @@ class Target:
             "linear_solution": None if solution is None else {"weights": list(solution.weights), "bias": solution.bias},
             "line": {"origin": line.origin.tolist(), "direction": line.direction.tolist(),
                      "from": float(line.position[0]), "to": float(line.position[-1])},
+            # Only where there is one, so that the other targets' descriptions, and cell ids, stay as they were.
+            **({"expression": self.expression} if self.expression else {}),
         }
 
     def fingerprint(self) -> str:
@@ -177,6 +182,9 @@ class Entry:
     #: What is wrong with the entry as it is defined, found when it was made (a model
     #: class's misspelt hook, say): a run that selects it skips it in one line.
     problems: tuple[str, ...] = ()
+    #: For a family with a fixed set of members (the AI Feynman equations): the parameter values of each,
+    #: which `bench list targets NAME` shows one by one.
+    instances: Callable[[], Sequence[Mapping[str, Any]]] | None = None
 
     def create(self, **values: Any) -> Any:
         """Build the target or model spec for these parameter values.
@@ -306,16 +314,19 @@ def target(
 
 
 def target_family(
-    *, description: str, name: str | None = None, in_all: bool = True
+    *, description: str, name: str | None = None, in_all: bool = True,
+    instances: Callable[[], Sequence[Mapping[str, Any]]] | None = None,
 ) -> Callable[[Callable[..., Target]], Entry]:
     """Register a factory of targets whose keyword parameters are selectable.
 
     The factory's parameters must have defaults and int, float, bool, str or
     Literal annotations; ``name[key=value]`` on the command line sets them.
     `in_all=False` leaves the family out of ``--targets all`` (for targets
-    that belong to a suite).
+    that belong to a suite). `instances`, for a family of a fixed set of
+    members, gives each member's parameter values: `bench list targets NAME`
+    then lists every member.
     """
-    return _family("target", description, name, in_all)
+    return _family("target", description, name, in_all, instances)
 
 
 def model_family(*, description: str, name: str | None = None) -> Callable[[Callable[..., Any]], Entry]:
@@ -333,9 +344,11 @@ def preset(family: Entry, name: str, description: str, **values: Any) -> Entry:
     return Entry(family.kind, name, description, family.factory, parameters)
 
 
-def _family(kind: Kind, description: str, name: str | None, in_all: bool = True) -> Callable[[Callable[..., Any]], Entry]:
+def _family(kind: Kind, description: str, name: str | None, in_all: bool = True,
+            instances: Callable[[], Sequence[Mapping[str, Any]]] | None = None) -> Callable[[Callable[..., Any]], Entry]:
     def register(factory: Callable[..., Any]) -> Entry:
-        return Entry(kind, name or factory.__name__, description, factory, parameters_of(factory), in_all=in_all)
+        return Entry(kind, name or factory.__name__, description, factory, parameters_of(factory), in_all=in_all,
+                     instances=instances)
 
     return register
 

@@ -21,7 +21,7 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from typing import Any
@@ -33,7 +33,7 @@ from .checks import INTERPOLATION, TargetError
 from .config import RunConfig
 from .data import Split, sample_splits
 from .errors import FuncbenchError, ModelError, describe_exception
-from .evaluate import CellResult, evaluate_cell
+from .evaluate import FAILED, CellResult, evaluate_cell
 from .executors import Executor, LocalExecutor, TaskFailed
 from .fingerprint import stable_hash
 from .heap import release_free_memory
@@ -140,6 +140,7 @@ def execute(
                 failed.add(label)
                 problems.append(problem)
     finished_cells = [c for c in plan.cells if c.id in results]
+    problems += failed_seed_lines(results[c.id].results for c in finished_cells)
     if not finished_cells:
         raise FuncbenchError("no target could be run: " + problems[-1])
     # A target skipped while its data was drawn is in the problems, not the report.
@@ -155,6 +156,20 @@ def execute(
     meta["counts"] = run_counts(tables["results"], len(finished_cells), trained, reused, config.seeds)
     store.write_json("run.json", meta)
     return RunOutcome(tables, trained, reused, time.perf_counter() - clock, problems)
+
+
+def failed_seed_lines(results: Iterable[pd.DataFrame]) -> list[str]:
+    """One problem line per cell with failed seeds: which, and why; the cell's other seeds are scored."""
+    lines = []
+    for table in results:
+        if "error" not in table or not (table["status"] == FAILED).any():
+            continue
+        failed = table[table["status"] == FAILED].drop_duplicates("seed")
+        first = failed.iloc[0]
+        why = "; ".join(f"seed {seed}: {error}" for seed, error in zip(failed["seed"], failed["error"]))
+        lines.append(f"{first['target']} x {first['model']}: {len(failed)} seed(s) failed ({why}); they are marked "
+                     "failed in results.parquet and the cell's other seeds are scored")
+    return lines
 
 
 def _advice(error: str) -> str:

@@ -5,12 +5,14 @@ Layout of ``reports/<run-id>/`` (schema version 2):
 - ``results.parquet``: target, model, seed, split, split_kind, mse, nmse, r2,
   mape_mean_pct, mape_median_pct, max_abs_error, accuracy_solution (r2 >
   0.999), initial_mse (before training), threshold (the success
-  threshold, NaN where the target has none), status, kept_step,
+  threshold, NaN where the target has none), status (ok, diverged or
+  failed), error (why a failed seed failed; empty otherwise), kept_step,
   train_seconds, cell
 - ``probes.parquet``: target, model, seed, x (list of floats), y_true, y_pred
 - ``params.parquet``: target, model, seed, parameter, value (including
   ``sparsity_error`` for the arithmetic units)
-- ``formulas.parquet``: target, model, seed, formula, exact
+- ``formulas.parquet``: target, model, seed, formula, exact, symbolic_solution (empty where the
+  target is not a formula)
 - ``curves.parquet``: target, model, seed, step, loss (mean training loss
   per epoch, or since the previous evaluation when training by steps), and
   ``reg_<name>`` for each regulariser term of a model that has them (its
@@ -51,7 +53,7 @@ import pandas as pd
 
 from .config import HEADLINES
 from .errors import FuncbenchError, one_line_write_failures
-from .evaluate import DIVERGED, CellResult
+from .evaluate import DIVERGED, FAILED, CellResult
 
 SCHEMA_VERSION = 2
 # mkstemp and mkdtemp create private files (0600, 0700); a run folder is
@@ -353,7 +355,8 @@ def _check_schema(meta: object, path: Path) -> None:
 
 
 def run_counts(results: pd.DataFrame, cells: int, trained: int, reused: int, seeds: int) -> dict[str, int]:
-    """run.json's `counts`: cells in all, trained now and found finished, seeds per cell, diverged seeds."""
+    """run.json's `counts`: cells in all, trained now and found finished, seeds per cell, diverged and failed seeds."""
     per_seed = results.drop_duplicates(["target", "model", "seed"])
     return {"cells": cells, "cells_trained": trained, "cells_reused": reused, "seeds": seeds,
-            "diverged_seeds": int((per_seed["status"] == DIVERGED).sum())}
+            "diverged_seeds": int((per_seed["status"] == DIVERGED).sum()),
+            "failed_seeds": int((per_seed["status"] == FAILED).sum())}

@@ -219,6 +219,9 @@ def main() -> None:
     parser.add_argument("--skip-default-run", action="store_true", help="leave out every default run")
     parser.add_argument("--skip-suite", action="store_true",
                         help="leave out the published single-layer benchmark's run (about half an hour on 2 cores)")
+    parser.add_argument("--skip-feynman", action="store_true",
+                        help="leave out the AI Feynman suite's run (about ten minutes on 2 cores)")
+    parser.add_argument("--only-feynman", action="store_true", help="measure the AI Feynman suite's goal alone")
     parser.add_argument("--only-goals", action="store_true", help="measure the goals (workload 6) alone")
     parser.add_argument("--json", type=Path, default=Path("perf.json"), help="where to write the figures")
     args = parser.parse_args()
@@ -226,9 +229,15 @@ def main() -> None:
     figures: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                                  "cpus": os.cpu_count()},
                      "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": r}
+    if args.only_feynman:
+        figures["goals"] = {"feynman_suite": goals.feynman_suite()}
+        save(figures, args.json)
+        goals.print_feynman(figures["goals"]["feynman_suite"])
+        print(f"\nfigures written to {args.json}")
+        return
     article = median_of(r, article_loop)
     if args.only_goals:
-        figures["goals"] = goals.measure(article, r, suite=not args.skip_suite)
+        figures["goals"] = goals.measure(article, r, suite=not args.skip_suite, feynman=not args.skip_feynman)
         save(figures, args.json)
         goals.print_goals(figures["goals"])
         print(f"\nfigures written to {args.json}")
@@ -278,7 +287,7 @@ def main() -> None:
         for options in variants:
             figures["default_runs"].append(default_run(*options))
             save(figures, args.json)  # a long run killed half-way keeps what it measured
-    figures["goals"] = goals.measure(article, r, suite=not args.skip_suite)
+    figures["goals"] = goals.measure(article, r, suite=not args.skip_suite, feynman=not args.skip_feynman)
     save(figures, args.json)
     print_table(figures)
     goals.print_goals(figures["goals"])

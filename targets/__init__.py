@@ -5,6 +5,6 @@ the entry point ``builtin`` of the group ``funcbench.targets``, and each
 module defines its targets with the public decorators of `benchmark`.
 """
 
-from . import arithmetic, functions, protocols, relu_study
+from . import arithmetic, feynman, functions, protocols, relu_study
 
-__all__ = ["arithmetic", "functions", "protocols", "relu_study"]
+__all__ = ["arithmetic", "feynman", "functions", "protocols", "relu_study"]

@@ -51,18 +51,20 @@ def test_list_names_in_full(bench):
 def test_list_targets_shows_every_builtin_with_its_domains(bench):
     table = bench("list", "targets")
     starred = [line.split()[0] for line in table.stdout.splitlines() if line.split() and line.split()[0].endswith("*") and not line.startswith("*")]
-    assert starred == ["subset_op*", "binary_op*", "quadratic*", "cos_sum*", "l1_norm*", "linear_map*", "sqrt_sum*"]
+    assert starred == ["feynman*", "subset_op*", "binary_op*", "quadratic*", "cos_sum*", "l1_norm*", "linear_map*",
+                       "sqrt_sum*"]
     result = bench("list", "targets", "--details")
     assert result.exit_code == 0
     names = [line.split(":")[0].split("[")[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
     assert names == [
         "addition", "subtraction", "weighted_sum", "product", "division",
+        "feynman",  # the AI Feynman equations, each listed beneath it
         "square", "cubic", "abs", "sqrt", "sine", "cosine", "exp", "log",
         "subset_op", "binary_op",  # the published protocols' targets
         "quadratic", "cos_sum", "l1_norm", "linear_map", "sqrt_sum",  # the ReLU-extrapolation study's
     ]
     assert "extrapolation far: [0, 20]^2 outside [0, 10]^2" in result.stdout
-    assert result.stdout.count("not part of '--targets all'") == 7
+    assert result.stdout.count("not part of '--targets all'") == 8
 
 
 #: `bench run ARGS` that must fail in one line, and what that line says; tests/test_api.py runs them through

@@ -360,3 +360,61 @@ def test_a_parameter_value_the_factory_refuses_is_the_users_error(bench):
 def test_a_bad_training_option_is_one_line(bench):
     assert_one_line_error(bench("run", "--targets", "addition", "--clip-norm", "-1"), "--clip-norm must be a positive number")
     assert_one_line_error(bench("run", "--targets", "addition", "--optimizer", "rmsprop"), "rmsprop")
+
+
+FLAKY_PLUGIN = textwrap.dedent('''
+    import numpy as np
+
+    from benchmark import model_family
+    from benchmark.model import ModelSpec, fitted_once_log
+
+
+    class MeanPerSeed:
+        """Each seed predicts its training mean, but seed 1, which the family could not train."""
+
+        def __init__(self, seeds):
+            self.seeds, self.means = list(seeds), None
+
+        def fit(self, data, settings):
+            self.means = np.where(np.array(self.seeds) == 1, np.nan, data.y.mean(axis=(1, 2)))
+            return fitted_once_log(self.predict, data, len(self.seeds))
+
+        def predict(self, x):
+            means = np.full(len(self.seeds), np.nan) if self.means is None else self.means
+            return np.broadcast_to(means[:, None, None], (*x.shape[:2], 1)).copy()
+
+        def readable_parameters(self):
+            return [{} for _ in self.seeds]
+
+        def formulas(self):
+            return [None for _ in self.seeds]
+
+        def failures(self):
+            return ["timed out after 1 s" if seed == 1 else None for seed in self.seeds]
+
+
+    @model_family(description="the training mean; seed 1 times out")
+    def flaky() -> ModelSpec:
+        return ModelSpec(lambda inputs, seeds, device: MeanPerSeed(seeds), "training mean", learning_rate=None)
+''')
+
+
+def test_a_seed_its_family_could_not_train_is_marked_failed_and_the_others_are_scored(tmp_path, bench):
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(FLAKY_PLUGIN)
+    result = bench("run", "--plugin", str(plugin), "--targets", "addition,product", "--models", "flaky,linear",
+                   "--seeds", "3", "--epochs", "2")
+    assert result.exit_code == 1, result.stderr  # a problem, said; the rest ran
+    for target in ("addition", "product"):
+        assert (f"{target} x flaky: 1 seed(s) failed (seed 1: timed out after 1 s); they are marked failed in "
+                "results.parquet and the cell's other seeds are scored") in result.stderr
+    results = result.table("results")
+    flaky = results[results["model"] == "flaky"]
+    assert set(flaky.loc[flaky["seed"] == 1, "status"]) == {"failed"}
+    assert set(flaky.loc[flaky["seed"] == 1, "error"]) == {"timed out after 1 s"}
+    scored = flaky[flaky["seed"] != 1]
+    assert set(scored["status"]) == {"ok"} and set(scored["error"]) == {""} and np.isfinite(scored["mse"]).all()
+    assert set(results.loc[results["model"] == "linear", "status"]) == {"ok"}
+    meta = result.meta()
+    assert meta["counts"]["failed_seeds"] == 2 and meta["counts"]["diverged_seeds"] == 0
+    assert "2 failed seeds" in (result.run_dir / "index.html").read_text()

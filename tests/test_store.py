@@ -20,11 +20,11 @@ def test_schema_of_every_table(bench):
     assert result.exit_code == 0, result.stderr
     columns = {
         "results": ["target", "model", "seed", "split", "split_kind", "mse", "nmse", "r2", "mape_mean_pct", "mape_median_pct",
-                    "max_abs_error", "accuracy_solution", "initial_mse", "threshold", "status", "kept_step",
+                    "max_abs_error", "accuracy_solution", "initial_mse", "threshold", "status", "error", "kept_step",
                     "train_seconds", "cell"],
         "probes": ["target", "model", "seed", "x", "y_true", "y_pred"],
         "params": ["target", "model", "seed", "parameter", "value"],
-        "formulas": ["target", "model", "seed", "formula", "exact"],
+        "formulas": ["target", "model", "seed", "formula", "exact", "symbolic_solution"],
         "curves": ["target", "model", "seed", "step", "loss"],
         "evaluations": ["target", "model", "seed", "step", "split", "mse"],
         "linearity": ["target", "model", "seed", "linearity_mean_r2", "linearity_median_r2"],

@@ -54,4 +54,4 @@ mlp_small = preset(mlp, "mlp_small", "small MLP: 1 hidden layer of 8, tanh", wid
 mlp_wide = preset(mlp, "mlp_wide", "wide ReLU MLP: 1 hidden layer of 512", width=512, depth=1)
 
 # Listed after the families above, so `bench list models` starts with the article's unit.
-from . import sklearn_families, units  # noqa: E402, F401 - the neural arithmetic units, scikit-learn
+from . import sklearn_families, symbolic, units  # noqa: E402, F401 - the neural arithmetic units, scikit-learn, pyoperon

@@ -20,7 +20,14 @@ from zipfile import ZIP_DEFLATED
 import numpy as np
 
 from ..errors import FuncbenchError
-from ..model import Model, ModelSpec, TrainingData, TrainingLog, TrainSettings
+from ..model import (
+    Model,
+    ModelSpec,
+    TrainingData,
+    TrainingLog,
+    TrainSettings,
+    fitted_once_log,
+)
 from ..registry import model_family
 from ..threads import worker_threads
 
@@ -59,12 +66,7 @@ class SklearnEnsemble:
                 delayed(estimator.fit)(x[s], y[s]) for s, estimator in enumerate(self.estimators)
             )
         self.fitted = True
-        train_mse = ((self.predict(data.x)[:, :, 0] - y) ** 2).mean(axis=1)
-        untrained = np.full(len(self.seeds), np.nan)
-        monitored = {m.name: np.stack([untrained, ((self.predict(m.x) - m.y) ** 2).mean(axis=(1, 2))], axis=1)
-                     for m in data.monitor}
-        return TrainingLog(loss_steps=np.array([1]), loss=train_mse[:, None], steps=np.array([0, 1]),
-                           monitored=monitored, kept_step=np.ones(len(self.seeds), dtype=int))
+        return fitted_once_log(self.predict, data, len(self.seeds))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if not self.fitted:

@@ -46,14 +46,19 @@ from ..store import TABLES, atomic_write
 from .tables import (
     EXACT,
     FITS,
+    SOLUTION_CRITERIA,
     VERDICT_STYLES,
     cell_states,
     cell_summary,
+    equation_table,
     formula_summary,
     leaderboard,
     linearity_summary,
     median_probes,
     missing_cells,
+    quartile,
+    solution_rates,
+    solution_table,
     success_summary,
     success_table,
     target_summary,
@@ -75,6 +80,7 @@ SECTION_ORDER = {
     "verdict": ("published", "verdict", "heatmaps", "leaderboard", "success"),
     "success": ("published", "success", "verdict", "heatmaps", "leaderboard"),
     "linearity": ("published", "leaderboard", "verdict", "heatmaps", "success"),
+    "solutions": ("published", "solutions", "heatmaps", "leaderboard", "verdict", "success"),
 }
 
 
@@ -93,6 +99,8 @@ def run_summary(meta: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             return success_summary(success)
     if lead["section"] == "linearity":
         return linearity_summary(cell_summary(tables["results"], tables["linearity"]))
+    if lead["section"] == "solutions":
+        return solution_table(solution_rates(tables["results"], tables["formulas"]))
     return target_summary(tables["results"], lead["reference_model"])
 
 
@@ -133,7 +141,14 @@ def write_report(run_dir: Path, meta: dict, tables: dict[str, pd.DataFrame], out
 def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tables_href: str, pdf: bool) -> None:
     """Every file of the report, into `folder`; `tables_href` leads from there to the run's Parquet tables ("" or "path/")."""
     # The plotting stack takes seconds to import; `bench list` and `bench compare` use this package without it.
-    from .figures import heatmap, palette, save, success_figure, success_grid
+    from .figures import (
+        heatmap,
+        palette,
+        save,
+        solution_figure,
+        success_figure,
+        success_grid,
+    )
 
     labels = [t["label"] for t in meta["targets"]]
     models = model_labels(meta, tables["results"])
@@ -168,8 +183,14 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
             grid = success_grid(success, meta["targets"], models)
             if grid is not None:
                 success_figures["grid"] = Markup(save(grid, folder / "figures", "success-grid", pdf))
+        solutions = solution_rates(tables["results"], tables["formulas"])
+        formula_targets = any(t.get("expression") for t in meta["targets"])
+        if formula_targets:
+            success_figures["solutions"] = Markup(save(solution_figure(solutions, models, colours), folder / "figures",
+                                                       "solutions", pdf))
         (folder / "csv").mkdir(exist_ok=True)
-        extra = {"success": success, **({"published": published} if published is not None else {})}
+        extra = {"success": success, **({"published": published} if published is not None else {}),
+                 **({"solutions": solutions} if formula_targets else {})}
         for name, table in {**{name: tables[name] for name in TABLES}, **extra}.items():
             atomic_write(folder / "csv" / f"{name}.csv", lambda path, t=table: write_csv(t, path))
         for page in pending:
@@ -192,6 +213,9 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
         published=published,
         success_figures=success_figures,
         formulas=formula_summary(tables["formulas"]),
+        solutions=solution_table(solutions) if formula_targets else None,
+        equations=equation_table(meta, cells, tables["results"], tables["formulas"]) if formula_targets else None,
+        criteria=SOLUTION_CRITERIA,
         targets=target_table(meta),
         tables=TABLES,
         tables_href=tables_href,
@@ -318,7 +342,7 @@ def target_metrics(results: pd.DataFrame) -> pd.DataFrame:
     ok = with_nalu_score(results)[results["status"] == OK]
     table = ok.groupby(["model", "split"], sort=False).agg(
         mse=("mse", "median"), nmse=("nmse", "median"),
-        nmse_q25=("nmse", lambda s: s.quantile(0.25)), nmse_q75=("nmse", lambda s: s.quantile(0.75)),
+        nmse_q25=("nmse", lambda s: quartile(s, 0.25)), nmse_q75=("nmse", lambda s: quartile(s, 0.75)),
         max_abs_error=("max_abs_error", "median"), nalu_score=("nalu_score", "median"),
         threshold=("threshold", "median"),
     )

@@ -140,7 +140,8 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
     positive = grid.to_numpy()[np.isfinite(grid.to_numpy()) & (grid.to_numpy() > 0)]
     # Errors below float32's resolution differ only by rounding noise: clamp them.
     low = max(positive.min(), 1e-16) if positive.size else 1e-16
-    high = max(positive.max(), low * 10) if positive.size else 1.0
+    # Capped, for the colour bar's ticks: a formula that overflows far out errs by up to float64's largest value.
+    high = min(max(positive.max(), low * 10), 1e100) if positive.size else 1.0
     labels = grid.map(lambda v: "" if np.isnan(v) else f"{v:.0e}" if v < 1e-2 or v >= 1e3 else f"{v:.2g}")
     with matplotlib.rc_context(STYLE):
         # Sized to its content, so that constrained layout never has to squeeze the cells away: the
@@ -154,7 +155,9 @@ def heatmap(cells: pd.DataFrame, split: str, targets: Sequence[str], models: Seq
             # seaborn takes nanmin of the grid, which warns where every cell diverged.
             warnings.simplefilter("ignore", RuntimeWarning)
             sns.heatmap(
-                grid.clip(lower=low), ax=ax, norm=LogNorm(low, high), cmap="viridis", annot=labels, fmt="",
+                # Clipped above too: a formula that overflows far out has an infinite error, which the
+                # colour scale cannot hold; its cell still reads "inf".
+                grid.clip(lower=low, upper=high), ax=ax, norm=LogNorm(low, high), cmap="viridis", annot=labels, fmt="",
                 annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
                 cbar_kws={"label": "normalised MSE, median over seeds"},
             )
@@ -251,36 +254,55 @@ def learning_figure(target_label: str, curves: pd.DataFrame, colours: dict) -> F
     return fig
 
 
-def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequence[str], colours: dict) -> Figure:
-    """Success rate of every model on every target, with 95% Wilson intervals as error bars."""
-    targets = [t for t in targets if t in set(summary["target"])]
-    models = [m for m in models if m in set(summary["model"])]
+def rates_figure(table: pd.DataFrame, group: str, groups: Sequence[str], columns: tuple[str, str, str],
+                 models: Sequence[str], colours: dict, title: str, ylabel: str, gid: str, upright: bool) -> Figure:
+    """Bars of a rate per group (a target, a criterion) and model, with its interval as error bars.
+
+    `columns` name the rate and its interval's low and high ends in `table`,
+    which has one row per (group, model).
+    """
+    groups = [g for g in groups if g in set(table[group])]
+    models = [m for m in models if m in set(table["model"])]
     width = 0.8 / max(len(models), 1)
+    rate_column, low_column, high_column = columns
     with matplotlib.rc_context(STYLE):
-        # A tenth of an inch or more a bar, the target labels (upright) below and the legend
+        # A tenth of an inch or more a bar, the group labels below and the legend
         # beside: wider than the page for a large grid, where it scrolls in its box.
-        per_bar = 0.24 if len(targets) * len(models) <= 60 else 0.12
-        title = "Seeds below the near-exact solution's extrapolation MSE (95% Wilson intervals)"
-        size = (max(1.0 + text_inches([title], 11), 1.4 + per_bar * len(targets) * len(models) + text_inches(models, 9) + 0.8),
-                3.4 + text_inches(targets))
+        per_bar = 0.24 if len(groups) * len(models) <= 60 else 0.12
+        size = (max(1.0 + text_inches([title], 11), 1.4 + per_bar * len(groups) * len(models) + text_inches(models, 9) + 0.8),
+                3.4 + (text_inches(groups) if upright else 0.3))
         fig = new_figure(figsize=size, layout="constrained")
         ax = fig.subplots()
         for k, model in enumerate(models):
-            rows = summary[summary["model"] == model].set_index("target").reindex(targets)
-            x = np.arange(len(targets)) + (k - (len(models) - 1) / 2) * width
-            rate = rows["success rate"].to_numpy(dtype=float)
-            errors = np.vstack([rate - rows["success low"].to_numpy(dtype=float), rows["success high"].to_numpy(dtype=float) - rate])
+            rows = table[table["model"] == model].set_index(group).reindex(groups)
+            x = np.arange(len(groups)) + (k - (len(models) - 1) / 2) * width
+            rate = rows[rate_column].to_numpy(dtype=float)
+            errors = np.vstack([rate - rows[low_column].to_numpy(dtype=float), rows[high_column].to_numpy(dtype=float) - rate])
             errors = np.clip(errors, 0, None)  # matplotlib refuses an error bar of -1e-17
-            ax.bar(x, rate, width, color=colours.get(model), label=model, gid=f"success {model}")
+            ax.bar(x, rate, width, color=colours.get(model), label=model, gid=f"{gid} {model}")
             ax.errorbar(x, rate, yerr=errors, fmt="none", ecolor="#333333", elinewidth=0.8, capsize=2)
-        # Upright: a slanted label of the first target would run out of the figure's left edge.
-        ax.set_xticks(np.arange(len(targets)), targets, rotation=90)
+        # Upright: a slanted label of the first group would run out of the figure's left edge.
+        ax.set_xticks(np.arange(len(groups)), groups, rotation=90 if upright else 0)
         ax.set_ylim(0, 1.05)
-        ax.set_ylabel("success rate over seeds")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         # Outside the axes as constrained layout knows it, so that the layout makes room for it.
         fig.legend(loc="outside right upper", framealpha=0.9)
     return fig
+
+
+def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequence[str], colours: dict) -> Figure:
+    """Success rate of every model on every target, with 95% Wilson intervals as error bars."""
+    return rates_figure(summary, "target", targets, ("success rate", "success low", "success high"), models, colours,
+                        "Seeds below the near-exact solution's extrapolation MSE (95% Wilson intervals)",
+                        "success rate over seeds", "success", upright=True)
+
+
+def solution_figure(rates: pd.DataFrame, models: Sequence[str], colours: dict) -> Figure:
+    """Each model's solution rate on each criterion (`tables.solution_rates`), with 95% Wilson intervals."""
+    return rates_figure(rates, "criterion", list(dict.fromkeys(rates["criterion"])), ("rate", "low", "high"), models,
+                        colours, "Share of (target, seed) runs solved, by criterion (95% Wilson intervals)",
+                        "share of runs solved", "solutions", upright=False)
 
 
 def success_grid(summary: pd.DataFrame, targets: Sequence[dict], models: Sequence[str]) -> Figure | None:
@@ -326,3 +348,4 @@ def success_grid(summary: pd.DataFrame, targets: Sequence[dict], models: Sequenc
             ax.grid(False)
         fig.suptitle(f"{family[0]['name']}: success rate per {outer} and {inner}")
     return fig
+

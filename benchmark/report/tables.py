@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from ..evaluate import DIVERGED, OK
+from ..evaluate import DIVERGED, FAILED, OK
 from ..statistics import nalu_scores, wilson_interval
 
 #: nmse at or below which a fit counts as exact (float32 arithmetic reaches ~1e-13).
@@ -30,10 +30,11 @@ VERDICTS = {
     "inside": "fits inside the range only",
     "fails": "fails",
     "diverged": "diverged",
+    "failed": "failed (every seed)",
     "undefined": "undefined (constant target)",
 }
 #: The CSS class of each verdict's text (diverged reads as a failure).
-VERDICT_STYLES = {text: "fails" if key in ("diverged", "undefined") else key for key, text in VERDICTS.items()}
+VERDICT_STYLES = {text: "fails" if key in ("diverged", "failed", "undefined") else key for key, text in VERDICTS.items()}
 
 
 def per_seed_errors(results: pd.DataFrame) -> pd.DataFrame:
@@ -56,8 +57,8 @@ def cell_summary(results: pd.DataFrame, linearity: pd.DataFrame | None = None) -
     stats = {}
     for split in ("interpolation", "extrapolation"):
         stats[split] = ok[split].median()
-        stats[f"{split} q25"] = ok[split].quantile(0.25)
-        stats[f"{split} q75"] = ok[split].quantile(0.75)
+        stats[f"{split} q25"] = ok[split].agg(quartile, 0.25)
+        stats[f"{split} q75"] = ok[split].agg(quartile, 0.75)
     scores = nalu_scores(results).merge(seeds[["target", "model", "seed", "status"]], on=["target", "model", "seed"])
     scores = scores[scores["status"] == OK].groupby(["target", "model"], sort=False)
     stats["nalu interpolation"] = scores["interpolation"].median()
@@ -67,14 +68,28 @@ def cell_summary(results: pd.DataFrame, linearity: pd.DataFrame | None = None) -
         stats["linearity"] = straight[straight["status"] == OK].groupby(["target", "model"], sort=False)["linearity_median_r2"].median()
         stats["outside"] = stats["linearity"].map(shape_outside)
     counts = seeds.groupby(["target", "model"], sort=False).agg(
-        seeds=("seed", "size"), diverged=("status", lambda s: int((s == DIVERGED).sum()))
+        seeds=("seed", "size"), diverged=("status", lambda s: int((s == DIVERGED).sum())),
+        failed=("status", lambda s: int((s == FAILED).sum())),
     )
     summary = counts.join(pd.DataFrame(stats)).reset_index()
     summary["verdict"] = [
-        VERDICTS["diverged"] if d == n else verdict(i, e)
-        for i, e, d, n in zip(summary["interpolation"], summary["extrapolation"], summary["diverged"], summary["seeds"])
+        VERDICTS["diverged"] if d == n else VERDICTS["failed"] if d + f == n else verdict(i, e)
+        for i, e, d, f, n in zip(summary["interpolation"], summary["extrapolation"], summary["diverged"],
+                                 summary["failed"], summary["seeds"])
     ]
     return summary
+
+
+def quartile(errors: pd.Series, q: float) -> float:
+    """The q-quantile of `errors`, linear between neighbours, where an infinite error (a formula that
+    overflows far out) stays infinite: numpy's interpolation would give inf - inf, NaN."""
+    finite = errors[np.isfinite(errors)]
+    if len(finite) == len(errors.dropna()):
+        return float(errors.quantile(q))
+    largest = np.finfo(np.float64).max
+    value = errors.replace([np.inf, -np.inf], [largest, -largest]).quantile(q)
+    # Between finite neighbours the value cannot pass the largest finite error: beyond it, inf had weight.
+    return float(np.inf) if finite.empty or value > finite.max() else float(value)
 
 
 def shape_outside(linearity_r2: float) -> str:
@@ -122,9 +137,9 @@ CELL_STATES = {"ok": "", "diverged": "diverged", "undefined": "undefined", "fail
 def cell_states(meta: dict, cells: pd.DataFrame, targets: list[str], models: list[str]) -> pd.DataFrame:
     """A grid (targets x models) of each pair's state, one of CELL_STATES (`cells`: `cell_summary`)."""
     failed = {(c["target"], c["model"]) for c in meta.get("failed_cells", [])}
-    known = {(t, m): "diverged" if d == n else "undefined" if np.isnan(i) else "ok"
-             for t, m, d, n, i in zip(cells["target"], cells["model"], cells["diverged"], cells["seeds"],
-                                      cells["interpolation"])}
+    known = {(t, m): "diverged" if d == n else "failed" if d + f == n else "undefined" if np.isnan(i) else "ok"
+             for t, m, d, f, n, i in zip(cells["target"], cells["model"], cells["diverged"], cells["failed"],
+                                         cells["seeds"], cells["interpolation"])}
     return pd.DataFrame([[known.get((t, m), "failed" if (t, m) in failed else "not run") for m in models]
                          for t in targets], index=list(targets), columns=list(models))
 
@@ -306,12 +321,15 @@ def formula_summary(formulas: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["target", "model", "exact formulas", "most common formula"])
     rows = []
     for (target, model), group in formulas.groupby(["target", "model"], sort=False):
-        rows.append({
-            "target": target, "model": model,
-            "exact formulas": f"{int(group['exact'].sum())} / {len(group)}",
-            "most common formula": group["formula"].value_counts().index[0],
-        })
-    return pd.DataFrame(rows)
+        row = {"target": target, "model": model, "exact formulas": f"{int(group['exact'].sum())} / {len(group)}"}
+        verdicts = group["symbolic_solution"].dropna() if "symbolic_solution" in group else group.iloc[:0]
+        if len(verdicts):  # only where the target is a formula
+            row["symbolic solutions"] = f"{int(verdicts.astype(bool).sum())} / {len(verdicts)}"
+        row["most common formula"] = group["formula"].value_counts().index[0]
+        rows.append(row)
+    table = pd.DataFrame(rows).fillna("")
+    return table[[c for c in ["target", "model", "exact formulas", "symbolic solutions", "most common formula"]
+                  if c in table]]
 
 
 def learned_lines(meta: dict, tables: dict[str, pd.DataFrame], model: str | None) -> list[str]:
@@ -339,3 +357,105 @@ def learned_lines(meta: dict, tables: dict[str, pd.DataFrame], model: str | None
             line += f"; at {format_point(x)} it answers {group['y_pred'].median():.6g} (true {group['y_true'].iloc[0]:g})"
         lines.append(line + f"; median over {len(seeds)} seed(s)")
     return lines
+
+
+#: What counts as solving a formula target, in the order the report shows them (`solution_rates`).
+SOLUTION_CRITERIA = {
+    "exact outside": "nmse at most 1e-6 on every extrapolation region",
+    "accurate inside": "R² above 0.999 on the training range (SRBench's accuracy solution)",
+    "symbolic solution": "the learned formula is the target's, constants rounded (sympy; SRBench's criterion)",
+    "exact formula": "the learned formula, as printed, reproduces the target on every split",
+}
+
+
+def solution_rates(results: pd.DataFrame, formulas: pd.DataFrame) -> pd.DataFrame:
+    """Per model and criterion of SOLUTION_CRITERIA, pooled over every (target, seed) run of it: solved
+    runs, runs, the rate and its 95% Wilson interval.
+
+    A diverged or failed seed solves nothing. The formula criteria are
+    counted only for models that give formulas, over the targets that are
+    formulas (those whose formulas table has a symbolic verdict).
+    """
+    keys = ["target", "model", "seed"]
+    seeds = per_seed_errors(results)
+    inside = results[results["split"] == "interpolation"].set_index(keys)["accuracy_solution"]
+    seeds = seeds.join(inside.rename("accurate"), on=keys)
+    ok = seeds["status"] == OK
+    seeds["exact outside"] = ok & (seeds["extrapolation"] <= EXACT)
+    seeds["accurate inside"] = ok & seeds["accurate"].fillna(False).astype(bool)
+    symbolic = formulas.dropna(subset=["symbolic_solution"]) if "symbolic_solution" in formulas else formulas.iloc[:0]
+    formula_runs = seeds.merge(symbolic[[*keys, "symbolic_solution", "exact"]], on=keys, how="left")
+    has_formulas = set(symbolic["model"])
+    formula_targets = set(symbolic["target"])
+    rows = []
+    for model, group in seeds.groupby("model", sort=False):
+        for criterion in SOLUTION_CRITERIA:
+            if criterion in ("exact outside", "accurate inside"):
+                solved, runs = int(group[criterion].sum()), len(group)
+            elif model in has_formulas:
+                mine = formula_runs[(formula_runs["model"] == model) & formula_runs["target"].isin(formula_targets)]
+                column = "symbolic_solution" if criterion == "symbolic solution" else "exact"
+                solved, runs = int((mine[column].fillna(False).astype(bool) & (mine["status"] == OK)).sum()), len(mine)
+            else:
+                continue
+            low, high = wilson_interval(solved, runs)
+            rows.append({"model": model, "criterion": criterion, "solved": solved, "runs": runs,
+                         "targets": group["target"].nunique(), "rate": solved / runs if runs else np.nan,
+                         "low": low, "high": high})
+    return pd.DataFrame(rows, columns=["model", "criterion", "solved", "runs", "targets", "rate", "low", "high"])
+
+
+def solution_table(rates: pd.DataFrame) -> pd.DataFrame:
+    """`solution_rates` in words: one row per model, a column per criterion, "rate [interval] (solved / runs)"."""
+    if rates.empty:
+        return pd.DataFrame(columns=["model", "targets", "runs", *SOLUTION_CRITERIA])
+    cells = rates.assign(text=[f"{r:.2f} [{lo:.2f} – {hi:.2f}] ({k} / {n})" for r, lo, hi, k, n in
+                               zip(rates["rate"], rates["low"], rates["high"], rates["solved"], rates["runs"])])
+    wide = cells.pivot_table(index="model", columns="criterion", values="text", aggfunc="first", sort=False)
+    first = cells[cells["criterion"] == "exact outside"].set_index("model")
+    table = pd.DataFrame({"model": wide.index, "targets": first["targets"].reindex(wide.index).to_numpy(),
+                          "runs": first["runs"].reindex(wide.index).to_numpy()})
+    for criterion in SOLUTION_CRITERIA:
+        if criterion in wide:
+            table[criterion] = wide[criterion].fillna("–").to_numpy()
+    return table
+
+
+def equation_table(meta: dict, cells: pd.DataFrame, results: pd.DataFrame, formulas: pd.DataFrame) -> pd.DataFrame:
+    """One row per formula target: the true formula, which models carry it outside the data (seeds exact on
+    every extrapolation region, of all), and the formula-giving models' most common formulas and how many
+    seeds' formulas are symbolic solutions (`cells`: `cell_summary`).
+
+    Those models are the ones that found a symbolic solution anywhere in the run, most solutions first (or,
+    where none did, the one that came closest by that count: the first); the learned-formulas section has
+    every model's.
+    """
+    seeds = per_seed_errors(results)
+    exact = seeds[(seeds["status"] == OK) & (seeds["extrapolation"] <= EXACT)]
+    exact_counts = exact.groupby(["target", "model"], sort=False).size()
+    totals = cells.set_index(["target", "model"])["seeds"]
+    has_verdict = "symbolic_solution" in formulas
+    givers: list[str] = []
+    if len(formulas):
+        solved = formulas.groupby("model", sort=False)["symbolic_solution"].agg(
+            lambda s: int(s.fillna(False).astype(bool).sum())) if has_verdict else pd.Series(0, index=formulas["model"].unique())
+        ranked = solved.sort_values(ascending=False, kind="stable")
+        givers = list(ranked[ranked > 0].index) or list(ranked.index[:1])
+    rows = []
+    for t in meta["targets"]:
+        if not t.get("expression"):
+            continue
+        label = t["label"]
+        row = {"target": label, "formula": t["expression"]}
+        carried = [f"{m} {n}/{totals.get((label, m), n)}" for (target, m), n in exact_counts.items() if target == label]
+        row["exact outside (seeds)"] = ", ".join(carried) or "none"
+        for model in givers:
+            mine = formulas[(formulas["target"] == label) & (formulas["model"] == model)]
+            if mine.empty:
+                row[f"{model}: formula"], row[f"{model}: symbolic solutions"] = "", ""
+                continue
+            row[f"{model}: formula"] = mine["formula"].value_counts().index[0]
+            solved = int(mine["symbolic_solution"].fillna(False).astype(bool).sum()) if has_verdict else 0
+            row[f"{model}: symbolic solutions"] = f"{solved} / {len(mine)}"
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..checks import INTERPOLATION, TRAIN, VALIDATION
 from ..data import FreshBatches, Split
-from ..errors import ModelError
+from ..errors import ModelError, describe_exception
 from ..model import Model, MonitoredSplit, TrainingData, TrainingLog, TrainSettings
 from ..plan import Cell
 from ..registry import Target
@@ -23,6 +23,8 @@ class TrainedCell:
     log: TrainingLog
     diverged: np.ndarray  # (seeds,) bool
     seconds: float
+    #: Per seed, why the family could not train it (a symbolic regressor past its time limit), or None.
+    failures: tuple[str | None, ...] = ()
 
 
 def monitored_splits(splits: list[Split]) -> list[Split]:
@@ -115,4 +117,22 @@ def _trained(cell: Cell, model: Model, log: TrainingLog, train_x: np.ndarray, se
         finite_predictions = np.isfinite(model.predict(train_x)).all(axis=(1, 2))
     finite_loss = np.isfinite(log.loss).all(axis=1)
     diverged = ~finite_predictions | (~finite_loss & (not settings.by_steps))
-    return TrainedCell(cell, model, log, diverged, seconds)
+    return TrainedCell(cell, model, log, diverged, seconds, seed_failures(model, len(cell.seeds)))
+
+
+def seed_failures(model: Model, seeds: int) -> tuple[str | None, ...]:
+    """Per seed, the reason the family gives for not training it (its optional `failures()`), or None.
+
+    A family that fits its seeds one by one may lose one (an error, a time
+    limit) and keep the others; those seeds are marked failed, not diverged.
+    """
+    report = getattr(model, "failures", None)
+    if not callable(report):
+        return (None,) * seeds
+    try:
+        reasons = [None if reason is None else str(reason) for reason in report()]
+    except Exception as exc:  # noqa: BLE001 - a plugin's hook may raise anything
+        raise ModelError(f"its failures() raised {describe_exception(exc)}") from exc
+    if len(reasons) != seeds:
+        raise ModelError(f"its failures() gave {len(reasons)} entries for {seeds} seeds")
+    return tuple(reasons)
