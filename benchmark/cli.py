@@ -349,7 +349,8 @@ def _describe_entry(entry, registry) -> str:
             try:
                 t = entry.create(**values)
             except Exception as exc:  # noqa: BLE001 - shown, not raised: the listing goes on
-                lines.append(f"    cannot be built with its defaults: {describe_exception(exc)}")
+                what = "with its defaults" if entry.instances is None else f"with {values}"
+                lines.append(f"    cannot be built {what}: {describe_exception(exc)}")
                 continue
             indent = "    "
             if entry.instances is not None:  # one member of many: its selector, then its details below it

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .evaluate import DIVERGED, OK
+from .evaluate import DIVERGED, FAILED, OK
 from .store import differing_settings
 
 KEYS = ["target", "model", "split"]
@@ -61,7 +61,9 @@ def compare_runs(a: dict, a_results: pd.DataFrame, b: dict, b_results: pd.DataFr
     rows["flag"] = [_flag(*values, threshold) for values in zip(rows["_merge"], rows["A"], rows["B"], rows["ratio"])]
     order = _order(a_results, b_results)
     rows = rows.drop(columns="_merge").sort_values(KEYS, key=lambda column: column.map(order[column.name]), kind="stable")
-    columns = [*KEYS, "A", "B", "change", "ratio", "diverged A", "diverged B", "flag"]
+    # Failed seeds (a family that could not train them) are counted where either run has any.
+    failed = ["failed A", "failed B"] if rows[["failed A", "failed B"]].fillna(0).to_numpy().any() else []
+    columns = [*KEYS, "A", "B", "change", "ratio", "diverged A", "diverged B", *failed, "flag"]
     return Comparison(rows[columns].reset_index(drop=True), metric, threshold, floor, differing_settings(a, b))
 
 
@@ -69,6 +71,7 @@ def _medians(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     table = pd.DataFrame({
         metric: results[results["status"] == OK].groupby(KEYS, sort=False)[metric].median(),
         "diverged": results.groupby(KEYS, sort=False)["status"].agg(lambda s: int((s == DIVERGED).sum())),
+        "failed": results.groupby(KEYS, sort=False)["status"].agg(lambda s: int((s == FAILED).sum())),
     })
     return table.reset_index()
 

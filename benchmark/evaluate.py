@@ -9,6 +9,7 @@ statistics compute the NALU paper's score.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from .domains import diagonal_line, reach
 from .errors import ModelError, describe_exception
 from .formula import is_exact, symbolic_solution
 from .train import TrainedCell
+
+log = logging.getLogger(__name__)
 
 #: Points along each target's diagonal line (see `domains.diagonal_line`).
 LINE_POINTS = 512
@@ -256,7 +259,7 @@ def formula_table(ids: dict, cell, model, splits: list[Split]) -> pd.DataFrame:
     (numerically, `formula.is_exact`). `symbolic_solution`: where the target
     is given as a formula, the two are the same expression once their
     constants are rounded (sympy; SRBench's criterion, `formula.symbolic_solution`);
-    missing where the target is not a formula.
+    missing where the target is not a formula, or where sympy fails on the formula.
     """
     rows = []
     target = cell.target
@@ -267,7 +270,10 @@ def formula_table(ids: dict, cell, model, splits: list[Split]) -> pd.DataFrame:
         y = np.concatenate([split.y[s, :FORMULA_CHECK_POINTS] for split in splits])
         symbolic = pd.NA
         if target.expression:
-            symbolic = symbolic_solution(expression, target.expression, target.inputs, x)
+            try:
+                symbolic = symbolic_solution(expression, target.expression, target.inputs, x)
+            except Exception:  # noqa: BLE001 - sympy failing on one formula leaves it undecided, not the cell failed
+                log.debug(f"sympy could not compare seed {seed}'s formula of {ids['model']} with {target.label}")
         rows.append({**ids, "seed": seed, "formula": expression.formula(target.inputs),
                      "exact": is_exact(expression, y, x), "symbolic_solution": symbolic})
     table = pd.DataFrame(rows, columns=FORMULA_COLUMNS)

@@ -18,11 +18,9 @@ question: once constants are rounded as SRBench rounds them
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from tokenize import TokenError
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -283,42 +281,97 @@ def is_exact(expression: Expression, target_values: np.ndarray, x: np.ndarray, d
     return bool(np.max(np.abs(predicted - truth)) <= RELATIVE_TOLERANCE * scale)
 
 
-#: A number in a formula's text: 3, 2.5, .5, 1e-07, 6.02E23 (not the digits of a name such as x1).
-NUMBER = re.compile(r"(?<![\w.])(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 #: Names a formula's text may use for functions, as the AI Feynman table and numpy spell them.
 FUNCTION_NAMES = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "ln": "log"}
+#: The longest formula text read, and the largest constant exponent: sympy computes 9**9**9 exactly, for ever.
+MAX_FORMULA_CHARACTERS = 20_000
+MAX_EXPONENT = 1_000
 
 
 def parse_formula(text: str, names: Sequence[str]):
     """A formula's text (Python syntax, numpy's function names) as a sympy expression of the symbols `names`.
 
     Every name in `names` is a symbol, also where sympy has a meaning for it
-    (I, E, gamma, beta); a name the text uses that is neither an input nor a
-    known function or constant is refused, in one line.
+    (I, E, gamma, beta). The text is read as Python's syntax tree and built
+    into sympy node by node; nothing of it is evaluated as Python. Only
+    numbers, the inputs, pi, the known functions of one argument and + - * /
+    ** are accepted, and a constant exponent at most `MAX_EXPONENT` in
+    magnitude: a stored model's formula comes from a run folder that may be
+    someone else's. Anything else is refused in one line (ValueError).
     """
-    import sympy
-    from sympy.parsing.sympy_parser import parse_expr, standard_transformations
+    import ast
 
-    symbols = {name: sympy.Symbol(name, real=True) for name in names}
-    functions = {"exp": sympy.exp, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan,
-                 "tanh": sympy.tanh, "log": sympy.log, "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
-                 "sinh": sympy.sinh, "cosh": sympy.cosh, "abs": sympy.Abs, "pi": sympy.pi}
-    functions.update({alias: functions[name] for alias, name in FUNCTION_NAMES.items()})
-    known = {**functions, **symbols}
-    # sympy evaluates the text as Python: only names it knows, and no attribute (x.__class__), may reach it.
-    words = NUMBER.sub(" ", text)  # a number's exponent (1.5e-07) is not a name
-    unknown = sorted(set(re.findall(r"[A-Za-z_]\w*", words)) - set(known))
-    if unknown:
-        raise ValueError(f"formula '{text}' uses {', '.join(unknown)}, which is neither an input "
-                         f"({', '.join(names)}) nor a known function")
-    if "." in words:
-        raise ValueError(f"formula '{text}' reads an attribute ('.' outside a number)")
+    if len(text) > MAX_FORMULA_CHARACTERS:
+        raise ValueError(f"formula of {len(text)} characters is longer than {MAX_FORMULA_CHARACTERS}")
     try:
-        return parse_expr(text, local_dict=known, global_dict={"Integer": sympy.Integer, "Float": sympy.Float,
-                                                               "Rational": sympy.Rational, "Symbol": sympy.Symbol},
-                          transformations=standard_transformations, evaluate=True)
-    except (SyntaxError, TokenError, TypeError, ValueError) as exc:
-        raise ValueError(f"formula '{text}' does not parse: {exc}") from None
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        raise ValueError(f"formula '{_shown(text)}' does not parse: {type(exc).__name__}") from None
+    try:
+        return _Builder(names).build(tree.body)
+    except RecursionError:
+        raise ValueError(f"formula '{_shown(text)}' is nested too deeply") from None
+    except _Refused as exc:
+        raise ValueError(f"formula '{_shown(text)}' {exc}") from None
+
+
+class _Refused(Exception):
+    """Why a formula's text is not a formula funcbench reads."""
+
+
+class _Builder:
+    """A formula's syntax tree as sympy, node by node, for the whitelisted nodes only."""
+
+    def __init__(self, names: Sequence[str]):
+        import sympy
+
+        self.sympy = sympy
+        self.names = tuple(names)
+        self.symbols = {name: sympy.Symbol(name, real=True) for name in names}
+        functions = {"exp": sympy.exp, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan,
+                     "tanh": sympy.tanh, "sinh": sympy.sinh, "cosh": sympy.cosh, "log": sympy.log,
+                     "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan, "abs": sympy.Abs}
+        functions.update({alias: functions[name] for alias, name in FUNCTION_NAMES.items()})
+        self.functions = functions
+
+    def build(self, node):
+        import ast
+
+        sympy = self.sympy
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return sympy.Integer(node.value) if isinstance(node.value, int) else sympy.Float(repr(node.value))
+        if isinstance(node, ast.Name):
+            if node.id in self.symbols:
+                return self.symbols[node.id]
+            if node.id == "pi":
+                return sympy.pi
+            raise _Refused(f"uses {node.id}, which is neither an input ({', '.join(self.names)}) nor pi")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+            value = self.build(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+            left, right = self.build(node.left), self.build(node.right)
+            if isinstance(node.op, ast.Pow):
+                if right.is_number and not (right.is_finite and abs(float(right.evalf(15))) <= MAX_EXPONENT):
+                    raise _Refused(f"raises to a power beyond {MAX_EXPONENT}")
+                return left**right
+            return {ast.Add: lambda: left + right, ast.Sub: lambda: left - right, ast.Mult: lambda: left * right,
+                    ast.Div: lambda: left / right}[type(node.op)]()
+        if isinstance(node, ast.Call):
+            called = node.func.id if isinstance(node.func, ast.Name) else _shown(ast.unparse(node.func))
+            if called not in self.functions:
+                raise _Refused(f"calls {called}, which is not a known function ({', '.join(sorted(self.functions))})")
+            if len(node.args) != 1 or node.keywords:
+                raise _Refused(f"calls {called} with {len(node.args) + len(node.keywords)} arguments, not 1")
+            return self.functions[called](self.build(node.args[0]))
+        raise _Refused(f"holds {type(node).__name__}, which is not part of a formula (numbers, inputs, pi, "
+                       "+ - * / ** and functions of one argument)")
+
+
+def _shown(text: str) -> str:
+    """A formula's text as an error message quotes it: on one line, and not too long."""
+    text = " ".join(text.split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 #: Constants smaller than this in magnitude are rounded to 0, whatever the decimal places (SRBench's rule).
@@ -344,7 +397,7 @@ def round_constants(expression: sympy.Expr, decimals: int = DECIMALS) -> sympy.E
     all its terms but one becomes part of the product, whose coefficients
     then combine and are rounded as one (c*z*(d*x/y + 3e-8*z) reads as
     (c*d)*x*z/y). Rebuilding a formula can combine rounded constants into
-    new ones, so rounding repeats until nothing changes.
+    new ones, so rounding repeats until nothing changes, three times at most.
     """
     expression = _map_constants(expression, _without_negligible)
     for _ in range(3):

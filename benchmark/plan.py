@@ -243,6 +243,8 @@ class ModelTraining:
     def describe(self) -> str:
         """'learning rate 0.001, adam, mse loss, regulariser x0.01, ramped from step 20,000 to 35,000'."""
         s = self.settings
+        if s.learning_rate is None:  # scikit-learn's and the symbolic regressor: fitted by their own solvers
+            return "fitted by its own solver, on the fixed training set (no learning rate, optimiser or loss)"
         parts = [f"learning rate {s.learning_rate:g}", s.optimizer, f"{s.loss} loss"]
         if self.regularized:
             ramp = (f"in full from step {s.reg_start:,}" if s.reg_start == s.reg_end

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .config import RunConfig
 from .errors import FuncbenchError
-from .store import TABLES, IncompleteCell, RunStore, read_meta, read_run
+from .store import TABLES, IncompleteCell, RunStore, read_meta, read_run, read_table
 
 
 class Run:
@@ -80,7 +80,7 @@ class Run:
     def _read(self, name: str) -> dict[str, pd.DataFrame]:
         if self.finished:
             try:
-                return {name: pd.read_parquet(self.path / f"{name}.parquet")}
+                return {name: read_table(self.path / f"{name}.parquet", name)}
             except Exception as exc:  # noqa: BLE001 - a missing, truncated or foreign file, as pyarrow says it
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise FuncbenchError(f"run folder '{self.path}' has an unreadable or corrupted table ({reason}); "
@@ -121,6 +121,14 @@ class Run:
         from .statistics import protocol_summary
 
         return protocol_summary(self.results, self.evaluations, self.params)
+
+    def solutions(self) -> pd.DataFrame:
+        """Per model and criterion (exact outside, accurate inside, symbolic solution, exact formula), on the
+        run's formula targets: the equations solved (by most of their seeds), the share and its Wilson 95%
+        interval, and the (target, seed) runs that meet it (`report.tables.solution_rates`)."""
+        from .report.tables import solution_rates
+
+        return solution_rates(self.meta, self.results, self.formulas)
 
     def report(self, out: str | Path | None = None, pdf: bool = False) -> Path:
         """Write the HTML report (into the run folder, or `out`, the ``--out`` of ``bench report``), or refresh

@@ -61,6 +61,18 @@ SCHEMA_VERSION = 2
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 TABLES = ("results", "probes", "params", "formulas", "curves", "evaluations", "lines", "linearity")
+#: Columns added to a table after its schema version began, with what a table written before them holds
+#: there: no seed of theirs failed, and no formula was checked symbolically.
+ADDED_COLUMNS = {"results": {"error": ""}, "formulas": {"symbolic_solution": None}}
+
+
+def read_table(path: Path, name: str) -> pd.DataFrame:
+    """A Parquet table of a run or cell, with any column added since it was written (`ADDED_COLUMNS`)."""
+    table = pd.read_parquet(path)
+    for column, value in ADDED_COLUMNS.get(name, {}).items():
+        if column not in table:
+            table[column] = pd.array([value] * len(table), dtype="boolean" if value is None else object)
+    return table
 #: A cell's trained members, as its family saves them (`benchmark.model.Model.state`).
 MODEL_FILE = "model.bin"
 PARTIAL = ".partial"
@@ -194,7 +206,7 @@ class RunStore:
             if not path.is_file():
                 raise IncompleteCell(f"{path.name} is missing")
             try:
-                tables[table] = pd.read_parquet(path)
+                tables[table] = read_table(path, table)
             except Exception as exc:  # noqa: BLE001 - pyarrow has many ways to say a file is damaged
                 raise IncompleteCell(f"{path.name} is unreadable ({type(exc).__name__}: "
                                      f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
@@ -286,7 +298,7 @@ def read_run(root: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
         root = root.parent
     meta = read_meta(root)
     try:
-        tables = {t: pd.read_parquet(root / f"{t}.parquet") for t in TABLES}
+        tables = {t: read_table(root / f"{t}.parquet", t) for t in TABLES}
     except Exception as exc:  # noqa: BLE001 - a missing, truncated or foreign file, as pyarrow says it
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FuncbenchError(f"run folder '{root}' has an unreadable or corrupted table ({reason}); "

@@ -18,10 +18,11 @@ range it was sampled on, so a positive quantity stays positive.
 Where a formula has a pole or a domain edge out there, its regions are
 restricted (`benchmark.Restricted`), by one rule for every equation:
 
-- every denominator (each base raised to a negative power) keeps at least
-  the magnitude it has at its smallest on the training box (99% of it, as
-  found on a sample): a pole is never approached more closely than the
-  training data approaches it;
+- every denominator (each base raised to a negative power) that keeps one
+  sign on the training box keeps that sign, and at least the magnitude it
+  has at its smallest there (99% of it, as found on a sample): the regions
+  stay on the training data's side of a pole, and never approach it more
+  closely than the training data do;
 - the formula must be real and finite there, and below
   `checks.LARGEST_VALUE` in magnitude (the float32 models' squared errors
   overflow beyond it): sqrt and arcsin stay on their domains, exp does not
@@ -35,15 +36,15 @@ from __future__ import annotations
 import csv
 import difflib
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from benchmark import Box, Restricted, Target, near_and_far, suite, target_family
 from benchmark.checks import LARGEST_VALUE
-from benchmark.formula import parse_formula
+from benchmark.formula import Symbolic
 
 TABLE = Path(__file__).parent / "data" / "feynman_equations.csv"
 SOURCE = ('Udrescu & Tegmark 2020, "AI Feynman" (Science Advances 6, eaay2631), the 100 equations of its '
@@ -116,23 +117,16 @@ def feynman(eq: str = "") -> Target:
 @functools.cache
 def feynman_target(found: Equation) -> Target:
     """The equation as a target, its regions restricted where the formula has poles or domain edges."""
-    import sympy
-
-    expression = parse_formula(found.formula, found.inputs)
-    symbols = [sympy.Symbol(name, real=True) for name in found.inputs]
-    compiled = sympy.lambdify(symbols, expression, modules="numpy", dummify=True)
-    values = _vectorised(compiled)
-    denominators = [(str(base), _vectorised(sympy.lambdify(symbols, base, modules="numpy", dummify=True)))
-                    for base in _denominators(expression)]
+    formula = Symbolic.parse(found.formula, found.inputs)
     box = found.box
     rng = np.random.default_rng(list(found.id.encode()))
     training = box.sample(MARGIN_SAMPLES, rng)
-    with np.errstate(all="ignore"):
-        margins = [(text, g, MARGIN_SLACK * float(np.min(np.abs(g(training))))) for text, g in denominators]
-    regions = {name: _restricted(region, values, margins, rng) for name, region in near_and_far(box, "low").items()}
+    poles = [_pole(base, found.inputs, training) for base in _denominators(formula.sympy(found.inputs))]
+    regions = {name: _restricted(region, formula, [p for p in poles if p is not None], rng)
+               for name, region in near_and_far(box, "low").items()}
 
     def fn(x: np.ndarray) -> np.ndarray:
-        return values(x)[:, None]
+        return formula.evaluate(x)[:, None]
 
     return Target(
         fn=fn, domain=box, extrapolation=regions, inputs=found.inputs, expression=found.formula,
@@ -140,14 +134,33 @@ def feynman_target(found: Equation) -> Target:
     )
 
 
-def _vectorised(compiled: Callable) -> Callable[[np.ndarray], np.ndarray]:
-    """A lambdified formula as a function of points (n, d) giving (n,): a constant sub-formula broadcasts."""
+@dataclass(frozen=True)
+class Pole:
+    """A denominator g of the formula, the sign it keeps on the training box and its smallest magnitude there."""
 
-    def at(x: np.ndarray) -> np.ndarray:
+    text: str
+    denominator: Symbolic
+    sign: float
+    margin: float
+
+    def keeps(self, x: np.ndarray) -> np.ndarray:
+        """Points on the training data's side of the pole, no nearer to it than the training data come."""
         with np.errstate(all="ignore"):
-            return np.broadcast_to(np.asarray(compiled(*x.T), dtype=np.float64), (len(x),))
+            return self.sign * self.denominator.evaluate(x) >= self.margin
 
-    return at
+    def describe(self) -> str:
+        return f"{self.text} >= {self.margin:.3g}" if self.sign > 0 else f"{self.text} <= {-self.margin:.3g}"
+
+
+def _pole(base, inputs: tuple[str, ...], training: np.ndarray) -> Pole | None:
+    """The pole of the denominator `base`, or None where it changes sign on the training box (no margin to keep)."""
+    text = str(base)
+    denominator = Symbolic.parse(text, inputs)
+    values = denominator.evaluate(training)
+    sign = float(np.sign(values[0]))
+    if sign == 0 or not np.all(np.sign(values) == sign):
+        return None
+    return Pole(text, denominator, sign, MARGIN_SLACK * float(np.min(np.abs(values))))
 
 
 def _denominators(expression) -> list:
@@ -158,32 +171,34 @@ def _denominators(expression) -> list:
     return sorted(found, key=sympy.default_sort_key)
 
 
-def _restricted(region, values, margins, rng: np.random.Generator):
+def _restricted(region, formula: Symbolic, poles: list[Pole], rng: np.random.Generator):
     """`region` cut back to where the formula is defined and no pole is nearer than in training (module docstring).
 
     Only the conditions that remove points of the region (on a sample of it)
     are kept and named, so an equation defined everywhere keeps its ring.
     """
     probe = region.sample(MARGIN_SAMPLES, rng)
+    conditions = [(pole.describe(), pole.keeps) for pole in poles if not np.all(pole.keeps(probe))]
     with np.errstate(all="ignore"):
-        conditions = [(f"|{text}| >= {margin:.3g}", lambda x, g=g, m=margin: np.abs(g(x)) >= m)
-                      for text, g, margin in margins if margin > 0 and np.any(np.abs(g(probe)) < margin)]
-        y = values(probe)
-    defined = np.isfinite(y) & (np.abs(y) <= LARGEST_VALUE)
-    if not np.all(defined):
-        conditions.append((f"the formula is real and below {LARGEST_VALUE:.2g} in magnitude",
-                           lambda x: np.isfinite(v := values(x)) & (np.abs(v) <= LARGEST_VALUE)))
+        y = formula.evaluate(probe)
+    if not np.all(np.isfinite(y) & (np.abs(y) <= LARGEST_VALUE)):
+        conditions.append((f"the formula is real and below {LARGEST_VALUE:.2g} in magnitude", partial(_defined, formula)))
     if not conditions:
         return region
 
     def keep(x: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            mask = np.ones(len(x), dtype=bool)
-            for _, condition in conditions:
-                mask &= condition(x)
+        mask = np.ones(len(x), dtype=bool)
+        for _, condition in conditions:
+            mask &= condition(x)
         return mask
 
     return Restricted(region, keep, " and ".join(text for text, _ in conditions))
+
+
+def _defined(formula: Symbolic, x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        values = formula.evaluate(x)
+    return np.isfinite(values) & (np.abs(values) <= LARGEST_VALUE)
 
 
 #: The suite's families: the default ones (the article's unit and the two MLPs), the scikit-learn

@@ -136,9 +136,11 @@ def test_list_suites(bench):
     result = bench("list", "suites", "--details")
     assert result.exit_code == 0
     names = [line.split(":")[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
-    assert names == ["arithmetic-static", "arithmetic-static-published", "arithmetic-single-layer",
+    assert names == ["feynman", "arithmetic-static", "arithmetic-static-published", "arithmetic-single-layer",
                      "arithmetic-single-layer-published", "relu-extrapolation"]
     assert "steps 5000000" in result.stdout
+    # scikit-learn's families and the symbolic regressor have no learning rate to show.
+    assert "      random_forest: fitted by its own solver, on the fixed training set" in result.stdout
 
 
 PLUGIN_SUITE = '''

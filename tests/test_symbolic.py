@@ -149,10 +149,24 @@ def stored(**changes) -> bytes:
     (stored(members=[{"formula": "x0*x1"}, {"failure": "x"}]), "seed 0's entry holds neither"),
     (stored(members=[{"formula": "x0*x1", "length": 3}, "x0"]), "seed 1's entry is not an object"),
     (stored(members=[{"formula": "__import__('os').system('true')", "length": 3}, {"failure": "x"}]),
-     "seed 0's formula is refused: formula '__import__('os').system('true')' uses __import__, os, system"),
-    (stored(members=[{"formula": "x0.__class__", "length": 3}, {"failure": "x"}]), "uses __class__"),
-    (stored(members=[{"formula": "x0 * x2", "length": 3}, {"failure": "x"}]), "uses x2"),
+     "seed 0's formula is refused: formula '__import__('os').system('true')' calls __import__('os').system, "
+     "which is not a known function"),
+    (stored(members=[{"formula": "x0.__class__", "length": 3}, {"failure": "x"}]), "holds Attribute"),
+    (stored(members=[{"formula": "x0 * x2", "length": 3}, {"failure": "x"}]), "uses x2, which is neither an input"),
     (stored(members=[{"formula": "x0 * (x1", "length": 3}, {"failure": "x"}]), "does not parse"),
+    # Text that would hang sympy, or build something that is not a formula, is refused, not evaluated.
+    (stored(members=[{"formula": "9**9**9", "length": 3}, {"failure": "x"}]), "raises to a power beyond 1000"),
+    (stored(members=[{"formula": "x0**(9**9**9)", "length": 3}, {"failure": "x"}]), "raises to a power beyond"),
+    (stored(members=[{"formula": "(x0,)*10**9", "length": 3}, {"failure": "x"}]), "holds Tuple"),
+    (stored(members=[{"formula": "x0, x1", "length": 3}, {"failure": "x"}]), "holds Tuple"),
+    (stored(members=[{"formula": "[x0]", "length": 3}, {"failure": "x"}]), "holds List"),
+    (stored(members=[{"formula": "x0 < x1", "length": 3}, {"failure": "x"}]), "holds Compare"),
+    (stored(members=[{"formula": "x0 ^ x1", "length": 3}, {"failure": "x"}]), "holds BinOp"),
+    (stored(members=[{"formula": "~x0", "length": 3}, {"failure": "x"}]), "holds UnaryOp"),
+    (stored(members=[{"formula": "\uff45\uff56\uff41\uff4c(1)", "length": 3}, {"failure": "x"}]),
+     "calls eval, which is not a known function"),
+    (stored(members=[{"formula": "exp(x0, x1)", "length": 3}, {"failure": "x"}]), "with 2 arguments, not 1"),
+    (stored(members=[{"formula": "x0 + " * 5000 + "x1", "length": 3}, {"failure": "x"}]), "longer than 20000"),
 ])
 def test_load_state_refuses_what_is_not_a_stored_ensemble_in_one_line(registry, data, says):
     model = registry.models["symbolic"].create().build(("mu", "Nn"), [0, 1], "cpu")

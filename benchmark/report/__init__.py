@@ -77,9 +77,9 @@ LONG_LISTING = 160
 #: The index's sections in order, by what the run leads with (`plan.run_headline`); the published results,
 #: where the run's suite carries them, always come first.
 SECTION_ORDER = {
-    "verdict": ("published", "verdict", "heatmaps", "leaderboard", "success"),
-    "success": ("published", "success", "verdict", "heatmaps", "leaderboard"),
-    "linearity": ("published", "leaderboard", "verdict", "heatmaps", "success"),
+    "verdict": ("published", "verdict", "heatmaps", "leaderboard", "success", "solutions"),
+    "success": ("published", "success", "verdict", "heatmaps", "leaderboard", "solutions"),
+    "linearity": ("published", "leaderboard", "verdict", "heatmaps", "success", "solutions"),
     "solutions": ("published", "solutions", "heatmaps", "leaderboard", "verdict", "success"),
 }
 
@@ -100,7 +100,7 @@ def run_summary(meta: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if lead["section"] == "linearity":
         return linearity_summary(cell_summary(tables["results"], tables["linearity"]))
     if lead["section"] == "solutions":
-        return solution_table(solution_rates(tables["results"], tables["formulas"]))
+        return solution_table(solution_rates(meta, tables["results"], tables["formulas"]))
     return target_summary(tables["results"], lead["reference_model"])
 
 
@@ -183,8 +183,8 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
             grid = success_grid(success, meta["targets"], models)
             if grid is not None:
                 success_figures["grid"] = Markup(save(grid, folder / "figures", "success-grid", pdf))
-        solutions = solution_rates(tables["results"], tables["formulas"])
         formula_targets = any(t.get("expression") for t in meta["targets"])
+        solutions = solution_rates(meta, tables["results"], tables["formulas"]) if formula_targets else None
         if formula_targets:
             success_figures["solutions"] = Markup(save(solution_figure(solutions, models, colours), folder / "figures",
                                                        "solutions", pdf))
@@ -212,9 +212,9 @@ def _draw_report(folder: Path, meta: dict, tables: dict[str, pd.DataFrame], tabl
         families=target_families(meta, pages),
         published=published,
         success_figures=success_figures,
-        formulas=formula_summary(tables["formulas"]),
+        formulas=formula_summary(tables["formulas"], tables["results"]),
         solutions=solution_table(solutions) if formula_targets else None,
-        equations=equation_table(meta, cells, tables["results"], tables["formulas"]) if formula_targets else None,
+        equations=equation_table(meta, tables["results"], tables["formulas"]) if formula_targets else None,
         criteria=SOLUTION_CRITERIA,
         targets=target_table(meta),
         tables=TABLES,

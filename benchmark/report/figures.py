@@ -348,4 +348,3 @@ def success_grid(summary: pd.DataFrame, targets: Sequence[dict], models: Sequenc
             ax.grid(False)
         fig.suptitle(f"{family[0]['name']}: success rate per {outer} and {inner}")
     return fig
-

@@ -30,7 +30,7 @@ VERDICTS = {
     "inside": "fits inside the range only",
     "fails": "fails",
     "diverged": "diverged",
-    "failed": "failed (every seed)",
+    "failed": "failed or diverged (every seed)",
     "undefined": "undefined (constant target)",
 }
 #: The CSS class of each verdict's text (diverged reads as a failure).
@@ -40,6 +40,11 @@ VERDICT_STYLES = {text: "fails" if key in ("diverged", "failed", "undefined") el
 def per_seed_errors(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (target, model, seed): interpolation and worst-region extrapolation nmse."""
     keys = ["target", "model", "seed"]
+    # Where a seed's predictions are not finite (a formula off its domain far out), its error is infinite,
+    # not undefined: nmse is NaN there, and a NaN region must not leave the worst region to the others.
+    # nmse stays undefined (NaN) only where the target is constant on the split.
+    nmse = results["nmse"].where(np.isfinite(results["mse"]), np.inf)
+    results = results.assign(nmse=nmse)
     interp = results[results["split"] == "interpolation"].set_index(keys)["nmse"].rename("interpolation")
     extrap = results[results["split_kind"] == "extrapolation"].groupby(keys, sort=False)["nmse"].max(min_count=1)
     status = results.drop_duplicates(keys).set_index(keys)["status"]
@@ -124,6 +129,7 @@ def best_models(cells: pd.DataFrame) -> pd.Series:
             best[target] = f"tie, all exact: {', '.join(models)}"
     verdicts = cells.groupby("target", sort=False)["verdict"].agg(set)
     reasons = verdicts.map(lambda seen: "(all diverged)" if seen == {VERDICTS["diverged"]}
+                           else "(all failed or diverged)" if seen <= {VERDICTS["diverged"], VERDICTS["failed"]}
                            else "(none: nmse undefined, the target is constant)" if VERDICTS["undefined"] in seen
                            else "(none: no finite extrapolation error)")
     return best.reindex(cells["target"].unique()).fillna(reasons)
@@ -250,6 +256,9 @@ def leaderboard(cells: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
             "NALU score interpolation": ordered["nalu interpolation"],
             "NALU score extrapolation": ordered["nalu extrapolation"],
             "diverged": ordered["diverged"].astype(str) + " / " + ordered["seeds"].astype(str),
+            # Only where a family lost seeds (`evaluate.FAILED`): the medians are over the others.
+            **({"failed": ordered["failed"].astype(str) + " / " + ordered["seeds"].astype(str)}
+               if ordered["failed"].any() else {}),
             **({"extrapolation linearity R²": ordered["linearity"], "outside the data": ordered["outside"]}
                if "linearity" in ordered else {}),
             "verdict": ordered["verdict"],
@@ -315,16 +324,19 @@ def success_table(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def formula_summary(formulas: pd.DataFrame) -> pd.DataFrame:
-    """Per (target, model): how many seeds' formulas are exact, and the formula most seeds learnt."""
+def formula_summary(formulas: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Per (target, model): how many of its seeds learnt an exact formula, and a symbolic solution where the
+    target is a formula, of all its seeds (a failed seed has none); and the formula most seeds learnt."""
     if formulas.empty:
         return pd.DataFrame(columns=["target", "model", "exact formulas", "most common formula"])
+    seeds = results.drop_duplicates(["target", "model", "seed"]).groupby(["target", "model"], sort=False).size()
     rows = []
     for (target, model), group in formulas.groupby(["target", "model"], sort=False):
-        row = {"target": target, "model": model, "exact formulas": f"{int(group['exact'].sum())} / {len(group)}"}
-        verdicts = group["symbolic_solution"].dropna() if "symbolic_solution" in group else group.iloc[:0]
+        total = int(seeds.get((target, model), len(group)))
+        row = {"target": target, "model": model, "exact formulas": f"{int(group['exact'].sum())} / {total}"}
+        verdicts = group["symbolic_solution"].dropna()
         if len(verdicts):  # only where the target is a formula
-            row["symbolic solutions"] = f"{int(verdicts.astype(bool).sum())} / {len(verdicts)}"
+            row["symbolic solutions"] = f"{int(verdicts.astype(bool).sum())} / {total}"
         row["most common formula"] = group["formula"].value_counts().index[0]
         rows.append(row)
     table = pd.DataFrame(rows).fillna("")
@@ -366,96 +378,102 @@ SOLUTION_CRITERIA = {
     "symbolic solution": "the learned formula is the target's, constants rounded (sympy; SRBench's criterion)",
     "exact formula": "the learned formula, as printed, reproduces the target on every split",
 }
+#: The criteria only a family whose models read as a formula can meet.
+FORMULA_CRITERIA = ("symbolic solution", "exact formula")
 
 
-def solution_rates(results: pd.DataFrame, formulas: pd.DataFrame) -> pd.DataFrame:
-    """Per model and criterion of SOLUTION_CRITERIA, pooled over every (target, seed) run of it: solved
-    runs, runs, the rate and its 95% Wilson interval.
+def seed_outcomes(meta: dict, results: pd.DataFrame, formulas: pd.DataFrame) -> pd.DataFrame:
+    """One row per (formula target, model, seed) the run set out to train, and which criteria it meets.
 
-    A diverged or failed seed solves nothing. The formula criteria are
-    counted only for models that give formulas, over the targets that are
-    formulas (those whose formulas table has a symbolic verdict).
+    The grid comes from run.json (every target that is a formula, every
+    model, seeds 0..N-1), so a seed that diverged or failed, and a cell
+    whose training raised, are rows that meet nothing rather than rows that
+    are missing. `gives_formulas` marks the models with any formula in the run.
     """
     keys = ["target", "model", "seed"]
-    seeds = per_seed_errors(results)
+    targets = [t["label"] for t in meta["targets"] if t.get("expression")]
+    models = [m["label"] for m in meta["models"]]
+    grid = pd.MultiIndex.from_product([targets, models, range(int(meta["config"]["seeds"]))], names=keys)
+    seeds = per_seed_errors(results).set_index(keys)
     inside = results[results["split"] == "interpolation"].set_index(keys)["accuracy_solution"]
-    seeds = seeds.join(inside.rename("accurate"), on=keys)
-    ok = seeds["status"] == OK
-    seeds["exact outside"] = ok & (seeds["extrapolation"] <= EXACT)
-    seeds["accurate inside"] = ok & seeds["accurate"].fillna(False).astype(bool)
-    symbolic = formulas.dropna(subset=["symbolic_solution"]) if "symbolic_solution" in formulas else formulas.iloc[:0]
-    formula_runs = seeds.merge(symbolic[[*keys, "symbolic_solution", "exact"]], on=keys, how="left")
-    has_formulas = set(symbolic["model"])
-    formula_targets = set(symbolic["target"])
+    found = formulas.set_index(keys)[["symbolic_solution", "exact"]]
+    ok = seeds["status"].reindex(grid) == OK
+    outcomes = pd.DataFrame({
+        "exact outside": ok & (seeds["extrapolation"].reindex(grid) <= EXACT),
+        "accurate inside": ok & inside.reindex(grid).fillna(False).astype(bool),
+        "symbolic solution": ok & found["symbolic_solution"].reindex(grid).fillna(False).astype(bool),
+        "exact formula": ok & found["exact"].reindex(grid).fillna(False).astype(bool),
+    }, index=grid).reset_index()
+    outcomes["gives_formulas"] = outcomes["model"].isin(set(formulas["model"]))
+    return outcomes
+
+
+def solution_rates(meta: dict, results: pd.DataFrame, formulas: pd.DataFrame) -> pd.DataFrame:
+    """Per model and criterion of SOLUTION_CRITERIA, on the run's formula targets: the equations it solves,
+    of all, with the share's 95% Wilson interval; and the (target, seed) runs that meet the criterion.
+
+    An equation counts as solved when more than half of its seeds meet the
+    criterion: the seeds of one equation succeed or fail together, so the
+    interval is over equations, not over seeds. The formula criteria are
+    given only for models whose models read as a formula.
+    """
+    outcomes = seed_outcomes(meta, results, formulas)
     rows = []
-    for model, group in seeds.groupby("model", sort=False):
+    for model, group in outcomes.groupby("model", sort=False):
         for criterion in SOLUTION_CRITERIA:
-            if criterion in ("exact outside", "accurate inside"):
-                solved, runs = int(group[criterion].sum()), len(group)
-            elif model in has_formulas:
-                mine = formula_runs[(formula_runs["model"] == model) & formula_runs["target"].isin(formula_targets)]
-                column = "symbolic_solution" if criterion == "symbolic solution" else "exact"
-                solved, runs = int((mine[column].fillna(False).astype(bool) & (mine["status"] == OK)).sum()), len(mine)
-            else:
+            if criterion in FORMULA_CRITERIA and not group["gives_formulas"].any():
                 continue
-            low, high = wilson_interval(solved, runs)
-            rows.append({"model": model, "criterion": criterion, "solved": solved, "runs": runs,
-                         "targets": group["target"].nunique(), "rate": solved / runs if runs else np.nan,
-                         "low": low, "high": high})
-    return pd.DataFrame(rows, columns=["model", "criterion", "solved", "runs", "targets", "rate", "low", "high"])
+            per_target = group.groupby("target", sort=False)[criterion].agg(["sum", "size"])
+            solved = int((2 * per_target["sum"] > per_target["size"]).sum())
+            low, high = wilson_interval(solved, len(per_target))
+            rows.append({"model": model, "criterion": criterion, "solved": solved, "targets": len(per_target),
+                         "rate": solved / len(per_target), "low": low, "high": high,
+                         "solved_runs": int(group[criterion].sum()), "runs": len(group)})
+    columns = ["model", "criterion", "solved", "targets", "rate", "low", "high", "solved_runs", "runs"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def solution_table(rates: pd.DataFrame) -> pd.DataFrame:
-    """`solution_rates` in words: one row per model, a column per criterion, "rate [interval] (solved / runs)"."""
+    """`solution_rates` in words: one row per model, a column per criterion,
+    "rate [interval] (equations solved / equations; seeds)"."""
     if rates.empty:
-        return pd.DataFrame(columns=["model", "targets", "runs", *SOLUTION_CRITERIA])
-    cells = rates.assign(text=[f"{r:.2f} [{lo:.2f} – {hi:.2f}] ({k} / {n})" for r, lo, hi, k, n in
-                               zip(rates["rate"], rates["low"], rates["high"], rates["solved"], rates["runs"])])
-    wide = cells.pivot_table(index="model", columns="criterion", values="text", aggfunc="first", sort=False)
-    first = cells[cells["criterion"] == "exact outside"].set_index("model")
-    table = pd.DataFrame({"model": wide.index, "targets": first["targets"].reindex(wide.index).to_numpy(),
-                          "runs": first["runs"].reindex(wide.index).to_numpy()})
+        return pd.DataFrame(columns=["model", "targets", *SOLUTION_CRITERIA])
+    text = [f"{r:.2f} [{lo:.2f} – {hi:.2f}] ({k} / {n}; seeds {ks} / {ns})" for r, lo, hi, k, n, ks, ns in
+            zip(rates["rate"], rates["low"], rates["high"], rates["solved"], rates["targets"], rates["solved_runs"],
+                rates["runs"])]
+    wide = rates.assign(text=text).pivot_table(index="model", columns="criterion", values="text", aggfunc="first",
+                                               sort=False)
+    counts = rates.drop_duplicates("model").set_index("model")["targets"]
+    table = pd.DataFrame({"model": wide.index, "targets": counts.reindex(wide.index).to_numpy()})
     for criterion in SOLUTION_CRITERIA:
         if criterion in wide:
             table[criterion] = wide[criterion].fillna("–").to_numpy()
     return table
 
 
-def equation_table(meta: dict, cells: pd.DataFrame, results: pd.DataFrame, formulas: pd.DataFrame) -> pd.DataFrame:
+def equation_table(meta: dict, results: pd.DataFrame, formulas: pd.DataFrame) -> pd.DataFrame:
     """One row per formula target: the true formula, which models carry it outside the data (seeds exact on
-    every extrapolation region, of all), and the formula-giving models' most common formulas and how many
-    seeds' formulas are symbolic solutions (`cells`: `cell_summary`).
+    every extrapolation region, of all its seeds), and the formula-giving models' most common formulas and
+    how many of their seeds found a symbolic solution.
 
-    Those models are the ones that found a symbolic solution anywhere in the run, most solutions first (or,
-    where none did, the one that came closest by that count: the first); the learned-formulas section has
-    every model's.
+    Those models are the ones with a symbolic solution anywhere in the run,
+    most first, or every formula-giving model where none has one; the
+    learned-formulas section has every model's formulas.
     """
-    seeds = per_seed_errors(results)
-    exact = seeds[(seeds["status"] == OK) & (seeds["extrapolation"] <= EXACT)]
-    exact_counts = exact.groupby(["target", "model"], sort=False).size()
-    totals = cells.set_index(["target", "model"])["seeds"]
-    has_verdict = "symbolic_solution" in formulas
-    givers: list[str] = []
-    if len(formulas):
-        solved = formulas.groupby("model", sort=False)["symbolic_solution"].agg(
-            lambda s: int(s.fillna(False).astype(bool).sum())) if has_verdict else pd.Series(0, index=formulas["model"].unique())
-        ranked = solved.sort_values(ascending=False, kind="stable")
-        givers = list(ranked[ranked > 0].index) or list(ranked.index[:1])
+    outcomes = seed_outcomes(meta, results, formulas)
+    seeds = int(meta["config"]["seeds"])
+    solved = outcomes[outcomes["gives_formulas"]].groupby("model", sort=False)["symbolic solution"].sum()
+    ranked = solved.sort_values(ascending=False, kind="stable")
+    givers = list(ranked[ranked > 0].index) or list(ranked.index)
     rows = []
-    for t in meta["targets"]:
-        if not t.get("expression"):
-            continue
-        label = t["label"]
-        row = {"target": label, "formula": t["expression"]}
-        carried = [f"{m} {n}/{totals.get((label, m), n)}" for (target, m), n in exact_counts.items() if target == label]
-        row["exact outside (seeds)"] = ", ".join(carried) or "none"
+    for target, group in outcomes.groupby("target", sort=False):
+        exact = group.groupby("model", sort=False)["exact outside"].sum()
+        row = {"target": target, "formula": next(t["expression"] for t in meta["targets"] if t["label"] == target),
+               "exact outside (seeds)": ", ".join(f"{m} {n}/{seeds}" for m, n in exact.items() if n) or "none"}
         for model in givers:
-            mine = formulas[(formulas["target"] == label) & (formulas["model"] == model)]
-            if mine.empty:
-                row[f"{model}: formula"], row[f"{model}: symbolic solutions"] = "", ""
-                continue
-            row[f"{model}: formula"] = mine["formula"].value_counts().index[0]
-            solved = int(mine["symbolic_solution"].fillna(False).astype(bool).sum()) if has_verdict else 0
-            row[f"{model}: symbolic solutions"] = f"{solved} / {len(mine)}"
+            mine = formulas[(formulas["target"] == target) & (formulas["model"] == model)]
+            row[f"{model}: formula"] = mine["formula"].value_counts().index[0] if len(mine) else ""
+            found = int(group.loc[group["model"] == model, "symbolic solution"].sum())
+            row[f"{model}: symbolic solutions"] = f"{found} / {seeds}"
         rows.append(row)
     return pd.DataFrame(rows)

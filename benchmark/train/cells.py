@@ -117,7 +117,11 @@ def _trained(cell: Cell, model: Model, log: TrainingLog, train_x: np.ndarray, se
         finite_predictions = np.isfinite(model.predict(train_x)).all(axis=(1, 2))
     finite_loss = np.isfinite(log.loss).all(axis=1)
     diverged = ~finite_predictions | (~finite_loss & (not settings.by_steps))
-    return TrainedCell(cell, model, log, diverged, seconds, seed_failures(model, len(cell.seeds)))
+    try:
+        failures = seed_failures(model, len(cell.seeds))
+    except ModelError as exc:  # a plugin's hook: say whose
+        raise ModelError.of(cell.model, exc) from exc
+    return TrainedCell(cell, model, log, diverged, seconds, failures)
 
 
 def seed_failures(model: Model, seeds: int) -> tuple[str | None, ...]:
