@@ -22,7 +22,7 @@ Everything else (planning, training, storing, reporting) is reachable from
 its module and from the ``bench`` command.
 """
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 from .api import load, run  # noqa: E402
 from .domains import Ball, Box, Intervals, Restricted, Shell, near_and_far  # noqa: E402

@@ -299,10 +299,11 @@ def success_figure(summary: pd.DataFrame, targets: Sequence[str], models: Sequen
 
 
 def solution_figure(rates: pd.DataFrame, models: Sequence[str], colours: dict) -> Figure:
-    """Each model's solution rate on each criterion (`tables.solution_rates`), with 95% Wilson intervals."""
+    """Each model's solution rate on each criterion (`tables.solution_rates`: targets solved by most of their
+    seeds), with 95% Wilson intervals over the targets."""
     return rates_figure(rates, "criterion", list(dict.fromkeys(rates["criterion"])), ("rate", "low", "high"), models,
-                        colours, "Share of (target, seed) runs solved, by criterion (95% Wilson intervals)",
-                        "share of runs solved", "solutions", upright=False)
+                        colours, "Share of targets solved by most of their seeds, by criterion (95% Wilson intervals)",
+                        "share of targets solved", "solutions", upright=False)
 
 
 def success_grid(summary: pd.DataFrame, targets: Sequence[dict], models: Sequence[str]) -> Figure | None:
