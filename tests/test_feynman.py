@@ -230,3 +230,15 @@ def test_a_report_of_a_run_folder_from_before_these_columns_is_drawn(bench):
     assert rebuilt.exit_code == 0, rebuilt.stderr
     assert "How often each family recovers the formula" in (result.run_dir / "index.html").read_text()
     assert benchmark.load(result.run_dir).formulas["symbolic_solution"].isna().all()
+
+
+def test_a_mixed_run_shows_the_symbolic_check_only_where_the_target_is_a_formula(bench):
+    result = bench("run", "--targets", "addition,feynman[eq=I.12.1]", "--models", "linear", "--seeds", "2",
+                   "--epochs", "2")
+    assert result.exit_code == 0, result.stderr
+    assert result.meta()["headline"]["section"] == "verdict"  # not every target is a formula
+    pages = {page.stem: page.read_text() for page in (result.run_dir / "targets").glob("*.html")}
+    assert "symbolic_solution" in pages["feynman-eq-I.12.1"] and "symbolic_solution" not in pages["addition"]
+    index = (result.run_dir / "index.html").read_text()
+    assert "How often each family recovers the formula" in index  # the formula targets' section, after the verdict
+    assert "&lt;NA&gt;" not in index + "".join(pages.values())

@@ -258,7 +258,8 @@ def write_target_page(run_dir: Path, meta: dict, target: dict, page: str, colour
         predictions=Markup(predictions),
         learning=Markup(learning),
         metrics=target_metrics(of_target["results"]),
-        formulas=of_target["formulas"].drop(columns="target"),
+        # The symbolic check only where the target is a formula; elsewhere the column is empty.
+        formulas=of_target["formulas"].drop(columns=["target", *([] if target.get("expression") else ["symbolic_solution"])]),
         probes=median_probes(of_target["probes"]).drop(columns="target"),
         verdicts=cells[["model", "interpolation", "extrapolation", "linearity", "outside", "verdict"]].rename(
             columns={"linearity": "extrapolation linearity R²", "outside": "outside the data"}),
@@ -388,6 +389,8 @@ def format_number(value: object) -> str:
     """Errors span twenty orders of magnitude: three significant digits, always."""
     if isinstance(value, Markup):
         return value
+    if value is None or value is pd.NA:  # a check not made: the symbolic one, where the target is no formula
+        return "–"
     if isinstance(value, (bool, np.bool_)):
         return str(value)
     if isinstance(value, (int, np.integer)):
