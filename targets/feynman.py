@@ -47,8 +47,6 @@ from benchmark.checks import LARGEST_VALUE
 from benchmark.formula import Symbolic
 
 TABLE = Path(__file__).parent / "data" / "feynman_equations.csv"
-SOURCE = ('Udrescu & Tegmark 2020, "AI Feynman" (Science Advances 6, eaay2631), the 100 equations of its '
-          "database as MilesCranmer/PySR ships them (datasets/FeynmanEquations.csv)")
 #: Points of the training box on which each denominator's smallest magnitude is found, and of each
 #: region on which the conditions that restrict it are found.
 MARGIN_SAMPLES = 20_000
