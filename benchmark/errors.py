@@ -117,5 +117,9 @@ def describe_exception(exc: BaseException) -> str:
     where = f" ({where})" if where else f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     if isinstance(exc, SyntaxError) and exc.filename:
         where = f" ({Path(exc.filename).name}:{exc.lineno})"
-    message = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {message}{where}"
+    return f"{type(exc).__name__}: {first_line(exc)}{where}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" where it has none)."""
+    return str(exc).splitlines()[0] if str(exc) else ""

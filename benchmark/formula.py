@@ -476,10 +476,11 @@ def symbolic_solution(expression: Expression, target: str, names: Sequence[str],
     """
     import sympy
 
-    learned, truth = expression.sympy(names), parse_formula(target, names)
-    if sympy.count_ops(learned) + sympy.count_ops(truth) > MAX_OPERATIONS:
+    truth_operations, truth = _target_formula(target, tuple(names))
+    learned = expression.sympy(names)
+    if sympy.count_ops(learned) + truth_operations > MAX_OPERATIONS:
         return False
-    learned, truth = round_constants(learned), round_constants(truth)
+    learned = round_constants(learned)
     points = np.random.default_rng(0).uniform(1, 5, (256, len(names))) if x is None else x
     if not _agree(Symbolic(_by_position(learned, names)), Symbolic(_by_position(truth, names)), points):
         return False
@@ -488,6 +489,16 @@ def symbolic_solution(expression: Expression, target: str, names: Sequence[str],
         if round_constants(canonical(difference)) == 0:
             return True
     return False
+
+
+@lru_cache(maxsize=256)
+def _target_formula(target: str, names: tuple[str, ...]) -> tuple[int, sympy.Expr]:
+    """A target's formula's operation count and its form with constants rounded: read once, not once per
+    seed and model."""
+    import sympy
+
+    truth = parse_formula(target, names)
+    return sympy.count_ops(truth), round_constants(truth)
 
 
 def _agree(learned: Symbolic, truth: Symbolic, x: np.ndarray) -> bool:

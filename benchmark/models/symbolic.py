@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..errors import FuncbenchError
+from ..errors import FuncbenchError, first_line
 from ..formula import Symbolic
 from ..model import (
     Model,
@@ -152,7 +152,7 @@ def _search(search: Search, seed: int, x: np.ndarray, y: np.ndarray) -> Symbolic
     try:
         regressor.fit(x, y)
     except Exception as exc:  # noqa: BLE001 - the seed fails, the others go on
-        return f"pyoperon raised {type(exc).__name__}: {_first_line(exc)}"
+        return f"pyoperon raised {type(exc).__name__}: {first_line(exc)}"
     # pyoperon ends a search at its time limit without saying so: it ran short of its generations, that long.
     if regressor.stats_["generations"] < search.generations and time.perf_counter() - started >= search.time_limit:
         return f"timed out after {search.time_limit} s"
@@ -170,7 +170,7 @@ def _member(fit: SymbolicRegressor | str, x: np.ndarray) -> Member:
     try:
         formula = Symbolic.parse(text, placeholders)
     except ValueError as exc:
-        return Member(failure=f"pyoperon's formula does not parse: {_first_line(exc)}")
+        return Member(failure=f"pyoperon's formula does not parse: {first_line(exc)}")
     values = formula.evaluate(x)
     if not np.isfinite(values).all():
         return Member(failure=f"its formula is not finite on {int((~np.isfinite(values)).sum())} of its "
@@ -198,17 +198,13 @@ def _stored_member(stored, inputs: int, seed: int) -> Member:
     try:
         return Member(text, Symbolic.parse(text, [f"x{i}" for i in range(inputs)]), length)
     except ValueError as exc:
-        raise FuncbenchError(f"seed {seed}'s formula is refused: {_first_line(exc)}") from None
+        raise FuncbenchError(f"seed {seed}'s formula is refused: {first_line(exc)}") from None
 
 
 def _predictions(member: Member, x: np.ndarray) -> np.ndarray:
     if member.formula is None:
         return np.full((len(x), 1), np.nan)
     return member.formula.evaluate(x).reshape(-1, 1)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else ""
 
 
 @model_family(description="symbolic regression by genetic programming (pyoperon): the model is the formula it finds")
